@@ -1,0 +1,5 @@
+"""``python -m looker_audit_export``: see ``cli``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""Configuration from environment variables, validated once at start."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+DEFAULT_LOG_NAME = "looker_system_activity_logs"
+_SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]{1,255}/versions/(latest|[1-9][0-9]*)$")
+_LOG_ID = re.compile(r"^[A-Za-z0-9_.\-/]{1,512}$")
+_PROJECT_ID = re.compile(r"^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything one export run needs to know, already validated."""
+
+    project: str
+    looker_base_url: str
+    credentials_secret: str | None
+    state_uri: str | None
+    log_name: str = DEFAULT_LOG_NAME
+    initial_lookback_minutes: int = 10
+    settle_seconds: int = 60
+    looker_verify_ssl: bool = True
+    looker_timeout_seconds: int = 120
+    page_size: int = 5000
+    write_batch_entries: int = 1000
+    run_budget_seconds: int = 480
+    max_message_age_seconds: int = 3600
+    logging_emulator_host: str | None = None
+    secret_manager_emulator_host: str | None = None
+
+    @property
+    def looker_host(self) -> str:
+        """The Looker host name, e.g. ``example.looker.com`` (with the port if one is set)."""
+        return urlsplit(self.looker_base_url).netloc
+
+    @property
+    def log_resource_name(self) -> str:
+        """The full ``logName`` the entries are written to."""
+        return f"projects/{self.project}/logs/{self.log_name.replace('/', '%2F')}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, local: bool = False) -> Config:
+        """Read and validate the configuration; raise ConfigError naming the bad variable.
+
+        ``local`` (the CLI with a credentials file) makes the secret and the state optional.
+        """
+        secret_what = "a secret version like projects/P/secrets/S/versions/latest"
+        return cls(
+            project=_project(env),
+            looker_base_url=_base_url(env),
+            credentials_secret=None if local and not _value(env, "LOOKER_CREDENTIALS_SECRET") else
+            _matching(env, "LOOKER_CREDENTIALS_SECRET", _SECRET_VERSION, secret_what),
+            state_uri=None if local and not _value(env, "STATE_URI") else _state_uri(env),
+            log_name=_matching(env, "LOG_NAME", _LOG_ID, "a log ID of letters, digits, '_', '-', '.', '/'",
+                               default=DEFAULT_LOG_NAME),
+            initial_lookback_minutes=_integer(env, "INITIAL_LOOKBACK_MINUTES", 10, 1, 60 * 24 * 30),
+            settle_seconds=_integer(env, "SETTLE_SECONDS", 60, 0, 3600),
+            looker_verify_ssl=_boolean(env, "LOOKER_VERIFY_SSL", True),
+            looker_timeout_seconds=_integer(env, "LOOKER_TIMEOUT_SECONDS", 120, 1, 3600),
+            page_size=_integer(env, "PAGE_SIZE", 5000, 1, 50_000),
+            write_batch_entries=_integer(env, "WRITE_BATCH_ENTRIES", 1000, 1, 10_000),
+            run_budget_seconds=_integer(env, "RUN_BUDGET_SECONDS", 480, 10, 3600),
+            max_message_age_seconds=_integer(env, "MAX_MESSAGE_AGE_SECONDS", 3600, 60, 7 * 24 * 3600),
+            logging_emulator_host=_host_port(env, "LOGGING_EMULATOR_HOST"),
+            secret_manager_emulator_host=_host_port(env, "SECRET_MANAGER_EMULATOR_HOST"),
+        )
+
+
+def _value(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _required(env: Mapping[str, str], name: str, what: str) -> str:
+    value = _value(env, name)
+    if value is None:
+        raise ConfigError(f"{name} is not set: it must be {what}")
+    return value
+
+
+def _matching(env: Mapping[str, str], name: str, pattern: re.Pattern[str], what: str,
+              default: str | None = None) -> str:
+    value = _value(env, name) or default
+    if value is None:
+        raise ConfigError(f"{name} is not set: it must be {what}")
+    if not pattern.match(value):
+        raise ConfigError(f"{name}={value!r} is invalid: it must be {what}")
+    return value
+
+
+def _project(env: Mapping[str, str]) -> str:
+    return _matching(env, "GOOGLE_CLOUD_PROJECT", _PROJECT_ID, "a Google Cloud project ID")
+
+
+def _base_url(env: Mapping[str, str]) -> str:
+    name = "LOOKER_BASE_URL"
+    value = _required(env, name, "the Looker URL, e.g. https://example.looker.com")
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ConfigError(f"{name}={value!r} is invalid: it must be a URL like https://example.looker.com")
+    if parts.query or parts.fragment or parts.path.strip("/") not in ("", "api/4.0"):
+        raise ConfigError(f"{name}={value!r} is invalid: give the instance URL only, e.g. https://example.looker.com")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _state_uri(env: Mapping[str, str]) -> str:
+    name = "STATE_URI"
+    value = _required(env, name, "gs://bucket/path/state.json or a local file path")
+    if value.startswith("gs://"):
+        bucket, _, path = value[5:].partition("/")
+        if not bucket or not path or path.endswith("/"):
+            raise ConfigError(f"{name}={value!r} is invalid: it must name an object, e.g. gs://bucket/looker/state.json")
+    elif "://" in value and not value.startswith("file://"):
+        raise ConfigError(f"{name}={value!r} is invalid: use gs://bucket/object, file:///path or a plain path")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = _value(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is invalid: it must be a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range: it must be between {low} and {high}")
+    return value
+
+
+def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _value(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is invalid: it must be true or false")
+
+
+def _host_port(env: Mapping[str, str], name: str) -> str | None:
+    raw = _value(env, name)
+    if raw is None:
+        return None
+    host, _, port = raw.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"{name}={raw!r} is invalid: it must be host:port")
+    return raw

@@ -1,0 +1,53 @@
+"""The Cloud Function's work for one Pub/Sub tick: age check, one export run, one summary line."""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from .config import Config
+from .mapping import parse_looker_time
+from .pipeline import Exporter, ExportError, RunSummary, build_exporter
+
+log = logging.getLogger("looker_audit_export")
+_exporter: Exporter | None = None
+
+
+def message_time(event_time: Any, data: Any) -> datetime | None:
+    """When Pub/Sub published the tick: the message's publishTime, else the CloudEvent time."""
+    message = data.get("message") if isinstance(data, dict) else None
+    published = message.get("publishTime") if isinstance(message, dict) else None
+    return parse_looker_time(published) or parse_looker_time(event_time)
+
+
+def exporter() -> Exporter:
+    """The instance's exporter, built on the first tick: one secret fetch and one login per instance."""
+    global _exporter
+    if _exporter is None:
+        _exporter = build_exporter(Config.from_env(os.environ))
+    return _exporter
+
+
+def handle_tick(event_time: Any, data: Any, now: datetime | None = None) -> RunSummary | None:
+    """Run one export for a tick; raise so that Pub/Sub redelivers when anything was left unwritten."""
+    run = exporter()
+    published = message_time(event_time, data)
+    age = ((now or datetime.now(UTC)) - published).total_seconds() if published else 0.0
+    if age > run.config.max_message_age_seconds:
+        log.warning(
+            "Dropping a tick published %s (%.0f s ago, over MAX_MESSAGE_AGE_SECONDS=%d) so that it stops being "
+            "redelivered; the next scheduled tick exports from the cursor, so nothing is lost if that one succeeds",
+            published, age, run.config.max_message_age_seconds,
+            extra={"json_fields": {"dropped_tick": True, "message_age_seconds": round(age)}},
+        )
+        return None
+    try:
+        summary = run.run()
+    except ExportError as exc:
+        log.error("Looker export failed: %s", exc, extra={"json_fields": {"summary": exc.summary.as_dict()}})
+        raise RuntimeError(f"Looker export failed: {exc}") from None
+    log.info("Looker export finished: %d events written", summary.events_written,
+             extra={"json_fields": {"summary": summary.as_dict()}})
+    return summary

@@ -1,0 +1,179 @@
+"""Write LogEntry protobufs to Cloud Logging in large batches; never drop one silently."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TextIO
+
+import grpc
+from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
+from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
+from google.cloud.logging_v2.services.logging_service_v2.transports import LoggingServiceV2GrpcTransport
+from google.cloud.logging_v2.types import WriteLogEntriesPartialErrors, WriteLogEntriesRequest
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+log = logging.getLogger(__name__)
+
+#: Cloud Logging refuses a WriteLogEntries request over 10 MB; stay clear of it.
+MAX_REQUEST_BYTES = 9_500_000
+_PER_ENTRY_OVERHEAD = 8
+_CALL_TIMEOUT_SECONDS = 60.0
+_PartialErrorsPb = WriteLogEntriesPartialErrors.pb()
+_RequestPb = WriteLogEntriesRequest.pb()
+_TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError,
+              gexc.ResourceExhausted, gexc.Aborted)
+
+
+class SinkError(RuntimeError):
+    """Cloud Logging did not accept entries; the message says why and what to fix."""
+
+
+@dataclass
+class WriteStats:
+    """What a sink has done so far."""
+
+    entries_written: int = 0
+    shrunk: int = 0
+    placeholders: int = 0
+    write_calls: int = 0
+    bytes_sent: int = 0
+
+
+Repair = Callable[[Message, str], Message]
+
+
+class Sink(Protocol):
+    """Where mapped entries go."""
+
+    stats: WriteStats
+
+    def write(self, entries: Sequence[Message], *, deadline: float, shrink: Repair, placeholder: Repair) -> None:
+        """Write every entry, or raise SinkError."""
+
+
+def logging_client(emulator_host: str | None) -> LoggingServiceV2Client:
+    """A Cloud Logging client: plain gRPC to an emulator, or Google's API with default credentials."""
+    if emulator_host:
+        options = [("grpc.max_send_message_length", 16 * 1024 * 1024)]
+        channel = grpc.insecure_channel(emulator_host, options=options)
+        return LoggingServiceV2Client(transport=LoggingServiceV2GrpcTransport(channel=channel))
+    return LoggingServiceV2Client()
+
+
+def batches(entries: Sequence[Message], max_entries: int, max_bytes: int = MAX_REQUEST_BYTES) -> list[list[Message]]:
+    """Split entries into requests of at most ``max_entries`` entries and ``max_bytes`` bytes."""
+    result: list[list[Message]] = []
+    current: list[Message] = []
+    size = 0
+    for entry in entries:
+        entry_size = entry.ByteSize() + _PER_ENTRY_OVERHEAD
+        if current and (len(current) >= max_entries or size + entry_size > max_bytes):
+            result.append(current)
+            current, size = [], 0
+        current.append(entry)
+        size += entry_size
+    if current:
+        result.append(current)
+    return result
+
+
+class CloudLoggingSink:
+    """``WriteLogEntries`` with ``partialSuccess``, bounded jittered retries, and repair of rejected entries."""
+
+    def __init__(self, client: LoggingServiceV2Client, *, batch_entries: int = 1000) -> None:
+        self.client = client
+        self.batch_entries = batch_entries
+        self.stats = WriteStats()
+
+    def write(self, entries: Sequence[Message], *, deadline: float, shrink: Repair, placeholder: Repair) -> None:
+        for batch in batches(entries, self.batch_entries):
+            rejected = self._send(batch, deadline)
+            self.stats.entries_written += len(batch) - len(rejected)
+            for index, reason in rejected.items():
+                self._repair(batch[index], reason, deadline, shrink, placeholder)
+
+    def _repair(self, entry: Message, reason: str, deadline: float, shrink: Repair, placeholder: Repair) -> None:
+        """Write a rejected entry shrunk, else as a placeholder; raise if even that is refused."""
+        smaller = shrink(entry, reason)
+        if smaller.ByteSize() < entry.ByteSize() and not self._send([smaller], deadline):
+            self.stats.shrunk += 1
+            self.stats.entries_written += 1
+            return
+        stand_in = placeholder(entry, reason)
+        refusal = self._send([stand_in], deadline)
+        if refusal:
+            raise SinkError(f"Cloud Logging refused entry {entry.insert_id} and its placeholder: "  # type: ignore[attr-defined]
+                            f"{refusal[0]}")
+        log.warning("Entry %s was refused (%s); wrote a placeholder in its place",
+                    entry.insert_id, reason)  # type: ignore[attr-defined]
+        self.stats.placeholders += 1
+        self.stats.entries_written += 1
+
+    def _send(self, batch: list[Message], deadline: float) -> dict[int, str]:
+        """One request; returns the entries Cloud Logging rejected, by index, with the reason."""
+        request = _RequestPb(entries=batch, partial_success=True)
+        size = request.ByteSize()
+        if len(batch) > 1 and size > MAX_REQUEST_BYTES:
+            half = len(batch) // 2
+            first = self._send(batch[:half], deadline)
+            second = self._send(batch[half:], deadline)
+            return {**first, **{index + half: reason for index, reason in second.items()}}
+        remaining = deadline - time.monotonic()
+        if remaining <= 1:
+            raise SinkError(f"time budget exhausted with {len(batch)} entries still to write")
+        retry = gretry.Retry(predicate=gretry.if_exception_type(*_TRANSIENT), initial=1.0, maximum=30.0,
+                             multiplier=2.0, timeout=remaining)
+        self.stats.write_calls += 1
+        self.stats.bytes_sent += size
+        try:
+            self.client.write_log_entries(request=WriteLogEntriesRequest.wrap(request), retry=retry,
+                                          timeout=min(_CALL_TIMEOUT_SECONDS, remaining))
+        except gexc.InvalidArgument as exc:
+            errors = _partial_errors(exc)
+            if errors:
+                return errors
+            if len(batch) == 1:
+                return {0: exc.message or "INVALID_ARGUMENT"}
+            raise SinkError(f"Cloud Logging rejected a request of {len(batch)} entries: {exc.message}") from None
+        except gexc.PermissionDenied as exc:
+            raise SinkError(f"Cloud Logging denied the write ({exc.message}): grant the function's service "
+                            "account roles/logging.logWriter on the project") from None
+        except _TRANSIENT as exc:
+            raise SinkError(f"Cloud Logging kept failing ({exc.__class__.__name__}: {exc.message}) "
+                            "until the time budget ran out") from None
+        except gexc.RetryError as exc:
+            raise SinkError(f"Cloud Logging kept failing until the time budget ran out: {exc.cause}") from None
+        except gexc.GoogleAPICallError as exc:
+            raise SinkError(f"Cloud Logging refused the write: {exc.code} {exc.message}") from None
+        return {}
+
+
+def _partial_errors(exc: gexc.GoogleAPICallError) -> dict[int, str]:
+    """Per-entry errors from a partialSuccess INVALID_ARGUMENT, by entry index."""
+    for detail in exc.details or ():
+        if hasattr(detail, "Is") and detail.Is(_PartialErrorsPb.DESCRIPTOR):
+            errors = _PartialErrorsPb()
+            detail.Unpack(errors)
+            return {index: status.message or f"code {status.code}" for index, status in
+                    errors.log_entry_errors.items()}
+    return {}
+
+
+class JsonLinesSink:
+    """``--dry-run``: print each entry as one JSON line instead of writing it."""
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self.out = out
+        self.stats = WriteStats()
+
+    def write(self, entries: Sequence[Message], *, deadline: float, shrink: Repair, placeholder: Repair) -> None:
+        for entry in entries:
+            self.out.write(json_format.MessageToJson(entry, indent=None) + "\n")
+            self.stats.entries_written += 1
+        self.out.flush()

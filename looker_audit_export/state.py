@@ -1,0 +1,199 @@
+"""The export cursor: a small JSON object in GCS (or a local file), written with a precondition."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage  # type: ignore[attr-defined]
+
+_STALE_LOCK_SECONDS = 120
+_STORAGE_TIMEOUT_SECONDS = 30
+_STORAGE_RETRY = storage.retry.DEFAULT_RETRY.with_timeout(60)
+
+
+class StateError(RuntimeError):
+    """The cursor cannot be read or stored; the message says what to fix."""
+
+
+class StateConflict(StateError):
+    """Another run moved the cursor since this run read it."""
+
+
+@dataclass
+class Cursor:
+    """Where the export stands: the last exported ``event.id``, or the time before which all was read."""
+
+    looker_host: str
+    last_event_id: int | None = None
+    not_before: str | None = None
+    updated_at: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        data = {"version": 1, **{k: v for k, v in asdict(self).items() if k != "extra"}, **self.extra}
+        return json.dumps(data, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str, looker_host: str) -> Cursor:
+        try:
+            raw = json.loads(data)
+            if not isinstance(raw, dict) or raw.get("version") != 1:
+                raise ValueError("not a version 1 cursor object")
+            last = raw.get("last_event_id")
+            if last is not None and (not isinstance(last, int) or isinstance(last, bool) or last < 0):
+                raise ValueError("last_event_id is not a whole number")
+            not_before = raw.get("not_before")
+            if not_before is not None and not isinstance(not_before, str):
+                raise ValueError("not_before is not a string")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise StateError(
+                f"The cursor at {where} is unreadable ({exc}). Fix it, or delete it to restart from "
+                "INITIAL_LOOKBACK_MINUTES ago (events before that would not be exported)"
+            ) from None
+        host = raw.get("looker_host")
+        if host != looker_host:
+            raise StateError(f"The cursor at {where} belongs to Looker host {host!r}, not {looker_host!r}: "
+                             "give each Looker instance its own STATE_URI")
+        known = {"version", "generation", "looker_host", "last_event_id", "not_before", "updated_at"}
+        return cls(host, last, not_before, raw.get("updated_at"),
+                   {k: v for k, v in raw.items() if k not in known})
+
+
+class StateStore(Protocol):
+    """Reads the cursor with a version token and writes it only if the token still matches."""
+
+    uri: str
+
+    def load(self) -> tuple[bytes | None, int]:
+        """The stored bytes (None when there are none yet) and their version token."""
+
+    def save(self, data: bytes, token: int) -> int:
+        """Store ``data`` if the version is still ``token``; return the new token or raise StateConflict."""
+
+
+class GcsStateStore:
+    """Cursor in a GCS object; the object generation is the precondition."""
+
+    def __init__(self, uri: str, client: storage.Client) -> None:
+        self.uri = uri
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        self.blob_name = name
+        self.bucket = client.bucket(bucket)
+
+    def load(self) -> tuple[bytes | None, int]:
+        try:
+            blob = self.bucket.get_blob(self.blob_name, timeout=_STORAGE_TIMEOUT_SECONDS, retry=_STORAGE_RETRY)
+            if blob is None:
+                return None, 0
+            generation = int(blob.generation or 0)
+            data = blob.download_as_bytes(if_generation_match=generation, timeout=_STORAGE_TIMEOUT_SECONDS,
+                                          retry=_STORAGE_RETRY)
+        except gexc.PreconditionFailed:
+            raise StateConflict(f"The cursor at {self.uri} changed while it was read") from None
+        except gexc.Forbidden:
+            raise StateError(f"Permission denied reading {self.uri}: grant the function's service account "
+                             "object read/write on that bucket") from None
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise StateError(f"The cursor at {self.uri} could not be read: {_describe(exc)}") from None
+        return data, generation
+
+    def save(self, data: bytes, token: int) -> int:
+        blob = self.bucket.blob(self.blob_name)
+        try:
+            blob.upload_from_string(data, content_type="application/json", if_generation_match=token,
+                                    timeout=_STORAGE_TIMEOUT_SECONDS, retry=_STORAGE_RETRY)
+        except gexc.PreconditionFailed:
+            raise StateConflict(f"Another run moved the cursor at {self.uri}; this run's cursor was not "
+                                "stored (its entries were written and will deduplicate)") from None
+        except gexc.Forbidden:
+            raise StateError(f"Permission denied writing {self.uri}: grant the function's service account "
+                             "object read/write on that bucket") from None
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise StateError(f"The cursor at {self.uri} could not be written: {_describe(exc)}") from None
+        return int(blob.generation or token + 1)
+
+
+class FileStateStore:
+    """Cursor in a local file; a generation field and an exclusive lock file are the precondition."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.path = Path(uri.removeprefix("file://"))
+        self.lock = self.path.with_name(self.path.name + ".lock")
+
+    def load(self) -> tuple[bytes | None, int]:
+        try:
+            stored = self.path.read_bytes()
+        except FileNotFoundError:
+            return None, 0
+        except OSError as exc:
+            raise StateError(f"The cursor at {self.uri} could not be read: {exc.strerror}") from None
+        return stored, _generation(stored)
+
+    def save(self, data: bytes, token: int) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._acquire()
+        try:
+            current = _generation(self.path.read_bytes()) if self.path.exists() else 0
+            if current != token:
+                raise StateConflict(f"Another run moved the cursor at {self.uri}; this run's cursor was not stored")
+            body = json.loads(data)
+            body["generation"] = token + 1
+            temporary = self.path.with_name(self.path.name + ".tmp")
+            temporary.write_bytes(json.dumps(body, sort_keys=True).encode())
+            os.replace(temporary, self.path)
+        finally:
+            self.lock.unlink(missing_ok=True)
+        return token + 1
+
+    def _acquire(self) -> None:
+        try:
+            os.close(os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            if time.time() - self.lock.stat().st_mtime < _STALE_LOCK_SECONDS:
+                raise StateConflict(f"Another run holds {self.lock}; this run's cursor was not stored") from None
+            self.lock.unlink(missing_ok=True)  # left by a killed run
+            self._acquire()
+
+
+def _generation(stored: bytes) -> int:
+    try:
+        value = json.loads(stored).get("generation", 1)
+    except (ValueError, AttributeError):
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def _describe(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    return f"{exc.__class__.__name__}: {' '.join(str(message).split())[:300]}"
+
+
+class MemoryStateStore:
+    """Cursor kept in memory only: for ``--dry-run`` and local trials without STATE_URI."""
+
+    def __init__(self, data: bytes | None = None, uri: str = "memory://") -> None:
+        self.uri = uri
+        self.data = data
+
+    def load(self) -> tuple[bytes | None, int]:
+        return self.data, 0
+
+    def save(self, data: bytes, token: int) -> int:
+        self.data = data
+        return token
+
+
+def state_store(uri: str, project: str, *, emulator: bool) -> StateStore:
+    """The store for ``STATE_URI``: GCS for ``gs://``, else a local file."""
+    if uri.startswith("gs://"):
+        credentials = AnonymousCredentials() if emulator else None
+        return GcsStateStore(uri, storage.Client(project=project, credentials=credentials))
+    return FileStateStore(uri)
