@@ -17,7 +17,7 @@ from google.cloud.logging_v2.services.logging_service_v2.transports import Loggi
 from google.protobuf import json_format
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from emulators.harness import deliver_pubsub_event, free_port, read_json, start_emulators, start_function  # noqa: E402
+from emulators.harness import deliver_pubsub_event, free_port, read_json, start_emulators, start_function
 
 
 def main() -> int:
@@ -41,8 +41,8 @@ def main() -> int:
         client = LoggingServiceV2Client(
             transport=LoggingServiceV2GrpcTransport(channel=grpc.insecure_channel(env["LOGGING_EMULATOR_HOST"])))
         log_name = f"projects/{env['GOOGLE_CLOUD_PROJECT']}/logs/looker_system_activity_logs"
-        pager = client.list_log_entries(resource_names=[f"projects/{env['GOOGLE_CLOUD_PROJECT']}"],
-                                        filter=f'logName="{log_name}"', page_size=args.show)
+        pager = client.list_log_entries(request={"resource_names": [f"projects/{env['GOOGLE_CLOUD_PROJECT']}"],
+                                                 "filter": f'logName="{log_name}"', "page_size": args.show})
         print(f"First {args.show} entries in {log_name}:")
         for index, entry in enumerate(pager):
             if index >= args.show:

@@ -45,8 +45,8 @@ def row(**fields: Any) -> dict[str, Any]:
 CASES = {
     "login_failure": LookerEvent(row(event__name="login_failure", event__user_id=None, user__email=None,
                                      user__name=None), [("email", "mallory@example.com"), ("status", "failure")]),
-    "create_dashboard": LookerEvent(row(event__id=1002, event__name="create_dashboard",
-                                        event__category="dashboard"), [("dashboard_id", "31"), ("title", "Ventes 日本")]),
+    "create_dashboard": LookerEvent(row(event__id=1002, event__name="create_dashboard", event__category="dashboard"),
+                                    [("dashboard_id", "31"), ("title", "Ventes 日本")]),
     "update_role_by_sudo": LookerEvent(row(event__id=1003, event__name="update_role", event__category="role",
                                            event__sudo_user_id=7), [("role_id", "5"), ("status", "success")]),
     "no_attributes": LookerEvent(row(event__id=1004, event__name="accept_integration_hub_legal_agreement",

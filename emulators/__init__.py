@@ -1,0 +1,1 @@
+"""Local emulators of the Google Cloud and Looker APIs used by the exporter."""

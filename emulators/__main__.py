@@ -1,0 +1,92 @@
+"""``python -m emulators``: run the Looker, Cloud Logging, Secret Manager and GCS
+emulators in one process.
+
+Prints one JSON line with the environment a client needs (never the client
+secret, which only lives inside the emulated secret), then serves until
+SIGTERM or SIGINT.  ``STATS_URL`` returns every emulator's counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import signal
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from emulators.cloud_logging import LoggingEmulator
+from emulators.gcs import GcsEmulator
+from emulators.looker import LookerEmulator
+from emulators.looker_data import SystemActivity
+from emulators.secret_manager import SecretManagerEmulator
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m emulators", description=__doc__)
+    parser.add_argument("--events", type=int, default=2000, help="synthetic System Activity events")
+    parser.add_argument("--span-minutes", type=float, default=60.0, help="the events cover this many minutes up to now")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    parser.add_argument("--client-id", default="demo-client-id", help="Looker API client ID")
+    parser.add_argument("--client-secret", default=None, help="Looker API client secret (default: random)")
+    parser.add_argument("--project", default="demo-project", help="Google Cloud project ID")
+    parser.add_argument("--secret-name", default="looker-api-credentials", help="secret holding the credentials")
+    parser.add_argument("--bucket", default="demo-state", help="GCS bucket for the cursor")
+    parser.add_argument("--logging-latency-ms", type=float, default=0.0, help="added to each WriteLogEntries")
+    parser.add_argument("--looker-latency-ms", type=float, default=0.0, help="added to each Looker query")
+    parser.add_argument("--looker-row-latency-us", type=float, default=0.0, help="added per Looker row returned")
+    parser.add_argument("--no-store-entries", action="store_true", help="count log entries without keeping them")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the emulators, print the environment line, serve until signalled."""
+    args = _parse_args(argv)
+    client_secret = args.client_secret or secrets.token_urlsafe(24)
+    data = SystemActivity.synthetic(
+        args.events, end=datetime.now(UTC), span=timedelta(minutes=args.span_minutes), seed=args.seed
+    )
+    looker = LookerEmulator(
+        data,
+        client_id=args.client_id,
+        client_secret=client_secret,
+        query_latency_seconds=args.looker_latency_ms / 1e3,
+        per_row_latency_seconds=args.looker_row_latency_us / 1e6,
+    )
+    logging = LoggingEmulator(store_entries=not args.no_store_entries, latency_seconds=args.logging_latency_ms / 1e3)
+    secret = f"projects/{args.project}/secrets/{args.secret_name}"
+    credentials = json.dumps({"client_id": args.client_id, "client_secret": client_secret}).encode()
+    secret_manager = SecretManagerEmulator({secret: credentials})
+
+    def all_stats() -> dict[str, Any]:
+        return {"logging": logging.stats(), "secret_manager": secret_manager.stats(), "looker": looker.stats()}
+
+    gcs = GcsEmulator(extra_stats=all_stats)
+    gcs.create_bucket(args.bucket)
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        env = {
+            "LOOKER_BASE_URL": looker.start(),
+            "LOGGING_EMULATOR_HOST": logging.start(),
+            "SECRET_MANAGER_EMULATOR_HOST": secret_manager.start(),
+            "STORAGE_EMULATOR_HOST": gcs.start(),
+            "GOOGLE_CLOUD_PROJECT": args.project,
+            "LOOKER_CREDENTIALS_SECRET": f"{secret}/versions/latest",
+            "STATE_URI": f"gs://{args.bucket}/looker/state.json",
+        }
+        env["STATS_URL"] = f"{env['STORAGE_EMULATOR_HOST']}/_emulator/stats"
+        print(json.dumps(env), flush=True)
+        stop.wait()
+    finally:
+        for emulator in (gcs, secret_manager, logging, looker):
+            emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

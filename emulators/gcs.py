@@ -1,0 +1,494 @@
+"""Cloud Storage emulator: the subset of the JSON API the exporter's cursor uses.
+
+Point the real client at it with ``STORAGE_EMULATOR_HOST=<base_url>``; with
+that variable set, ``google.cloud.storage.Client`` needs no credentials.
+Supported: bucket get/insert, object metadata get (``alt=json``), media
+download (``alt=media``, also under ``/download``), simple and multipart
+uploads (``/upload``, ``uploadType=media|multipart``; resumable uploads are
+refused) and delete.  Preconditions ``ifGenerationMatch`` (``0``: must not
+exist), ``ifGenerationNotMatch``, ``ifMetagenerationMatch`` and
+``ifMetagenerationNotMatch`` answer 412 ``conditionNotMet`` (304 on reads for
+the *NotMatch* ones) like GCS.  Buckets are unversioned: only the live
+generation exists.  Generations are microsecond timestamps, strictly
+increasing, as on GCS.  ``GET /_emulator/stats`` returns counters.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import google_crc32c
+
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
+_REASONS = {
+    400: "invalid",
+    401: "required",
+    403: "forbidden",
+    404: "notFound",
+    409: "conflict",
+    412: "conditionNotMet",
+    429: "rateLimitExceeded",
+    500: "backendError",
+    502: "backendError",
+    503: "backendError",
+    504: "backendError",
+}
+_PRECONDITION_MESSAGE = "At least one of the pre-conditions you specified did not hold."
+
+
+class HttpError(Exception):
+    """An error answered as a GCS JSON error body."""
+
+    def __init__(self, status: int, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.reason = reason or _REASONS.get(status, "invalid")
+
+    def body(self) -> bytes:
+        error: dict[str, Any] = {"message": self.message, "domain": "global", "reason": self.reason}
+        if self.status == 412:
+            error |= {"locationType": "header", "location": "If-Match"}
+        payload = {"error": {"code": self.status, "message": self.message, "errors": [error]}}
+        return json.dumps(payload).encode()
+
+
+@dataclass
+class _Object:
+    data: bytes
+    generation: int
+    content_type: str
+    metadata: dict[str, str]
+    created: str
+    metageneration: int = 1
+
+
+@dataclass
+class _Bucket:
+    created: str
+    objects: dict[str, _Object] = field(default_factory=dict)
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def _crc32c(data: bytes) -> str:
+    return _b64(google_crc32c.value(data).to_bytes(4, "big"))
+
+
+def _md5(data: bytes) -> str:
+    return _b64(hashlib.md5(data).digest())
+
+
+class GcsEmulator:
+    """In-process GCS JSON API over HTTP.
+
+    ``extra_stats`` adds sections to ``GET /_emulator/stats`` (used by
+    ``python -m emulators`` to publish every emulator's counters).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        extra_stats: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
+        self._host = host
+        self._port = port
+        self._extra_stats = extra_stats
+        self._lock = threading.Lock()
+        self._buckets: dict[str, _Bucket] = {}
+        self._last_generation = 0
+        self._faults: list[list[int]] = []  # [status, remaining (-1: forever)]
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stats = dict.fromkeys(
+            (
+                "requests",
+                "uploads",
+                "downloads",
+                "metadata_reads",
+                "deletes",
+                "precondition_failures",
+                "injected_faults",
+            ),
+            0,
+        )
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def start(self) -> str:
+        """Start serving; return the base URL for ``STORAGE_EMULATOR_HOST``."""
+        if self._server is not None:
+            raise RuntimeError("emulator already started")
+        emulator = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.emulator = emulator
+        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
+        self._server.daemon_threads = True
+        self._port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stop serving (idempotent)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` (the port is known after start())."""
+        return f"http://{self._host}:{self._port}"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- test hooks -----------------------------------------------------------
+
+    def create_bucket(self, name: str) -> None:
+        """Create an empty bucket (no-op if it exists)."""
+        if not _BUCKET_NAME.fullmatch(name):
+            raise ValueError(f"invalid bucket name: {name!r}")
+        with self._lock:
+            self._buckets.setdefault(name, _Bucket(_now_rfc3339()))
+
+    def corrupt(self, bucket: str, name: str, data: bytes) -> int:
+        """Overwrite (or create) an object with arbitrary bytes; return its generation."""
+        with self._lock:
+            old = self._bucket(bucket).objects.get(name)
+            content_type = old.content_type if old else "application/octet-stream"
+            return self._put(bucket, name, data, content_type, {}).generation
+
+    def object_bytes(self, bucket: str, name: str) -> bytes | None:
+        """Current content of an object, or None."""
+        with self._lock:
+            obj = self._bucket(bucket).objects.get(name)
+            return None if obj is None else obj.data
+
+    def inject(self, status: int, *, times: int = 1) -> None:
+        """Answer the next ``times`` object requests with ``status`` (-1: until cleared).
+
+        Bucket requests are never faulted: the client fetches bucket metadata
+        from a background thread, which would race with the test.
+        """
+        if times == 0 or times < -1:
+            raise ValueError("times must be positive or -1")
+        with self._lock:
+            self._faults.append([status, times])
+
+    def clear_faults(self) -> None:
+        """Drop every pending fault."""
+        with self._lock:
+            self._faults.clear()
+
+    def stats(self) -> dict[str, int]:
+        """Counters: requests, uploads, downloads, metadata_reads, deletes,
+        precondition_failures, injected_faults."""
+        with self._lock:
+            return dict(self._stats)
+
+    # -- storage (callers hold the lock) ------------------------------------------
+
+    def _bucket(self, name: str) -> _Bucket:
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            raise HttpError(404, "The specified bucket does not exist.")
+        return bucket
+
+    def _put(self, bucket: str, name: str, data: bytes, content_type: str, metadata: dict[str, str]) -> _Object:
+        generation = max(time.time_ns() // 1000, self._last_generation + 1)
+        self._last_generation = generation
+        obj = _Object(data, generation, content_type, metadata, _now_rfc3339())
+        self._bucket(bucket).objects[name] = obj
+        return obj
+
+    def _take_fault(self) -> int | None:
+        with self._lock:
+            if not self._faults:
+                return None
+            fault = self._faults[0]
+            if fault[1] > 0:
+                fault[1] -= 1
+                if fault[1] == 0:
+                    self._faults.pop(0)
+            self._stats["injected_faults"] += 1
+            return fault[0]
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self._stats[key] += 1
+
+    def _object_resource(self, bucket: str, name: str, obj: _Object) -> dict[str, Any]:
+        path = f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
+        resource: dict[str, Any] = {
+            "kind": "storage#object",
+            "id": f"{bucket}/{name}/{obj.generation}",
+            "selfLink": self.base_url + path,
+            "mediaLink": f"{self.base_url}/download{path}?generation={obj.generation}&alt=media",
+            "name": name,
+            "bucket": bucket,
+            "generation": str(obj.generation),
+            "metageneration": str(obj.metageneration),
+            "contentType": obj.content_type,
+            "storageClass": "STANDARD",
+            "size": str(len(obj.data)),
+            "md5Hash": _md5(obj.data),
+            "crc32c": _crc32c(obj.data),
+            "etag": _b64(f"{obj.generation}/{obj.metageneration}".encode()),
+            "timeCreated": obj.created,
+            "updated": obj.created,
+            "timeStorageClassUpdated": obj.created,
+        }
+        if obj.metadata:
+            resource["metadata"] = obj.metadata
+        return resource
+
+    def _bucket_resource(self, name: str, bucket: _Bucket) -> dict[str, Any]:
+        return {
+            "kind": "storage#bucket",
+            "id": name,
+            "name": name,
+            "selfLink": f"{self.base_url}/storage/v1/b/{quote(name, safe='')}",
+            "metageneration": "1",
+            "location": "US",
+            "storageClass": "STANDARD",
+            "etag": "CAE=",
+            "timeCreated": bucket.created,
+            "updated": bucket.created,
+        }
+
+    def _live(self, bucket: str, name: str, query: Mapping[str, str]) -> _Object:
+        """The object (the requested generation, if any) or a 404."""
+        obj = self._bucket(bucket).objects.get(name)
+        if obj is None or ("generation" in query and _int(query, "generation") != obj.generation):
+            raise HttpError(404, f"No such object: {bucket}/{name}")
+        return obj
+
+    def _check_preconditions(self, query: Mapping[str, str], obj: _Object | None, *, read: bool) -> None:
+        generation = obj.generation if obj else 0
+        failed = ("ifGenerationMatch" in query and _int(query, "ifGenerationMatch") != generation) or (
+            "ifMetagenerationMatch" in query
+            and (obj is None or _int(query, "ifMetagenerationMatch") != obj.metageneration)
+        )
+        not_modified = ("ifGenerationNotMatch" in query and _int(query, "ifGenerationNotMatch") == generation) or (
+            "ifMetagenerationNotMatch" in query
+            and obj is not None
+            and _int(query, "ifMetagenerationNotMatch") == obj.metageneration
+        )
+        if failed or (not_modified and not read):
+            self._stats["precondition_failures"] += 1
+            raise HttpError(412, _PRECONDITION_MESSAGE)
+        if not_modified:
+            raise HttpError(304, "Not Modified")
+
+    # -- request handling ------------------------------------------------------------
+
+    def _handle(
+        self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Route one request (``headers`` keys in lower case); return (status, headers, body)."""
+        split = urlsplit(raw_path)
+        query = {key: values[-1] for key, values in parse_qs(split.query).items()}
+        parts = [unquote(part) for part in split.path.split("/")[1:]]
+        if method == "GET" and parts == ["_emulator", "stats"]:
+            stats: dict[str, Any] = {"gcs": self.stats()}
+            if self._extra_stats is not None:
+                stats |= self._extra_stats()
+            return _json(200, stats)
+        self._count("requests")
+        prefix = parts[:3]
+        if prefix in (["upload", "storage", "v1"], ["download", "storage", "v1"]):
+            kind, parts = prefix[0], parts[3:]
+        elif parts[:2] == ["storage", "v1"]:
+            kind, parts = "api", parts[2:]
+        else:
+            raise HttpError(404, "Not Found")
+        if parts[2:3] == ["o"] and (fault := self._take_fault()) is not None:
+            raise HttpError(fault, http.HTTPStatus(fault).phrase)
+        with self._lock:
+            if kind == "upload" and method == "POST" and len(parts) == 3 and parts[::2] == ["b", "o"]:
+                return self._upload(parts[1], query, headers, body)
+            if kind != "upload" and len(parts) == 4 and parts[::2] == ["b", "o"]:
+                if method == "GET":
+                    return self._get_object(parts[1], parts[3], query, media=kind == "download")
+                if method == "DELETE" and kind == "api":
+                    return self._delete(parts[1], parts[3], query)
+            if kind == "api" and parts == ["b"] and method == "POST":
+                return self._insert_bucket(body)
+            if kind == "api" and len(parts) == 2 and parts[0] == "b" and method == "GET":
+                return _json(200, self._bucket_resource(parts[1], self._bucket(parts[1])))
+        raise HttpError(404, "Not Found")
+
+    def _get_object(
+        self, bucket: str, name: str, query: Mapping[str, str], *, media: bool
+    ) -> tuple[int, dict[str, str], bytes]:
+        obj = self._live(bucket, name, query)
+        self._check_preconditions(query, obj, read=True)
+        if not (media or query.get("alt") == "media"):
+            self._stats["metadata_reads"] += 1
+            return _json(200, self._object_resource(bucket, name, obj))
+        self._stats["downloads"] += 1
+        headers = {
+            "Content-Type": obj.content_type,
+            "ETag": _b64(f"{obj.generation}/{obj.metageneration}".encode()),
+            "X-Goog-Generation": str(obj.generation),
+            "X-Goog-Metageneration": str(obj.metageneration),
+            "X-Goog-Hash": f"crc32c={_crc32c(obj.data)},md5={_md5(obj.data)}",
+            "X-Goog-Stored-Content-Length": str(len(obj.data)),
+            "X-Goog-Stored-Content-Encoding": "identity",
+            "X-Goog-Storage-Class": "STANDARD",
+        }
+        return 200, headers, obj.data
+
+    def _delete(self, bucket: str, name: str, query: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+        obj = self._live(bucket, name, query)
+        self._check_preconditions(query, obj, read=False)
+        del self._buckets[bucket].objects[name]
+        self._stats["deletes"] += 1
+        return 204, {}, b""
+
+    def _insert_bucket(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        name = _json_body(body).get("name")
+        if not isinstance(name, str) or not _BUCKET_NAME.fullmatch(name):
+            raise HttpError(400, "Invalid bucket name: " + repr(name))
+        if name in self._buckets:
+            raise HttpError(409, "Your previous request to create the named bucket succeeded and you already own it.")
+        self._buckets[name] = bucket = _Bucket(_now_rfc3339())
+        return _json(200, self._bucket_resource(name, bucket))
+
+    def _upload(
+        self, bucket: str, query: Mapping[str, str], headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        upload_type = query.get("uploadType")
+        content_type = headers.get("content-type", "application/octet-stream")
+        if upload_type == "media":
+            metadata: dict[str, Any] = {}
+            data = body
+        elif upload_type == "multipart":
+            metadata, data, media_type = _parse_multipart(content_type, body)
+            content_type = metadata.get("contentType") or media_type
+        else:
+            raise HttpError(400, f"Unsupported uploadType: {upload_type!r} (emulator: media, multipart).")
+        name = metadata.get("name") or query.get("name")
+        if not name:
+            raise HttpError(400, "Required", "required")
+        if "crc32c" in metadata and metadata["crc32c"] != _crc32c(data):
+            raise HttpError(
+                400, f'Provided CRC32C "{metadata["crc32c"]}" doesn\'t match calculated CRC32C "{_crc32c(data)}".'
+            )
+        if "md5Hash" in metadata and metadata["md5Hash"] != _md5(data):
+            raise HttpError(
+                400, f'Provided MD5 hash "{metadata["md5Hash"]}" doesn\'t match calculated MD5 hash "{_md5(data)}".'
+            )
+        self._check_preconditions(query, self._bucket(bucket).objects.get(name), read=False)
+        custom = {str(k): str(v) for k, v in (metadata.get("metadata") or {}).items()}
+        obj = self._put(bucket, name, data, content_type, custom)
+        self._stats["uploads"] += 1
+        return _json(200, self._object_resource(bucket, name, obj))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    emulator: GcsEmulator
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        try:
+            status, headers, payload = self.emulator._handle(
+                self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+            )
+        except HttpError as error:
+            status, headers = error.status, {}
+            payload = b"" if status == 304 else error.body()
+            if status != 304:
+                headers["Content-Type"] = "application/json; charset=UTF-8"
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+
+def _int(query: Mapping[str, str], key: str) -> int:
+    try:
+        return int(query[key])
+    except ValueError:
+        raise HttpError(400, f"Invalid argument: {key}={query[key]!r}.") from None
+
+
+def _json(status: int, payload: Mapping[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json; charset=UTF-8"}, json.dumps(payload).encode()
+
+
+def _json_body(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        raise HttpError(400, "Parse Error") from None
+    if not isinstance(value, dict):
+        raise HttpError(400, "Parse Error")
+    return value
+
+
+def _parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, Any], bytes, str]:
+    """Split a ``multipart/related`` upload into (metadata, media, media type)."""
+    match = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not content_type.startswith("multipart/related") or match is None:
+        raise HttpError(400, "Bad multipart upload: expected multipart/related with a boundary.")
+    segments = (b"\r\n" + body).split(b"\r\n--" + match[1].encode())
+    parts = []
+    for segment in segments[1:]:
+        if segment.startswith(b"--"):
+            break
+        head, sep, content = segment.partition(b"\r\n\r\n")
+        if not sep:
+            raise HttpError(400, "Bad multipart upload: part without headers.")
+        part_type = re.search(rb"(?im)^content-type:\s*([^\r\n]+)", head)
+        parts.append((part_type[1].decode() if part_type else "application/octet-stream", content))
+    if len(parts) != 2:
+        raise HttpError(400, "Bad multipart upload: expected a metadata part and a media part.")
+    return _json_body(parts[0][1]), parts[1][1], parts[1][0]

@@ -1,0 +1,136 @@
+"""The export end to end: real looker-sdk, Secret Manager, Cloud Logging and GCS clients, over the wire."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import grpc
+import pytest
+from conftest import CLIENT_SECRET, Stack, now
+from google.cloud.audit.audit_log_pb2 import AuditLog
+
+from looker_audit_export.pipeline import ExportError
+
+
+def audit(entry: object) -> AuditLog:
+    message = AuditLog()
+    entry.proto_payload.Unpack(message)  # type: ignore[attr-defined]
+    return message
+
+
+@pytest.fixture
+def data():  # type: ignore[no-untyped-def]
+    """Twelve thousand events in the last hour: more than Looker's silent 5,000-row default."""
+    from emulators.looker_data import SystemActivity
+    return SystemActivity.synthetic(12_000, end=now() - timedelta(minutes=2), span=timedelta(minutes=55), seed=3)
+
+
+def test_window_over_5000_events_is_exported_exactly_once(stack: Stack) -> None:
+    summary = stack.run(INITIAL_LOOKBACK_MINUTES="60")
+    ids = stack.exported_ids()
+    assert sorted(ids) == stack.visible_ids()
+    assert summary.events_written == len(ids) == 12_000
+    assert summary.caught_up and summary.cursor_after == max(ids)
+    assert summary.query_calls <= 12, summary
+    assert summary.write_calls <= 14, summary
+    assert stack.cursor()["last_event_id"] == max(ids)
+
+
+def test_entries_carry_true_utc_time_for_a_non_utc_api_user(stack: Stack) -> None:
+    stack.run()
+    by_id = {event.id: event for event in stack.data.events_after(-1)}
+    for entry in stack.logging.entries()[:500]:
+        event = by_id[int(entry.insert_id.rsplit("-", 1)[1])]
+        assert entry.timestamp.ToDatetime().replace(tzinfo=event.created.tzinfo) == event.created
+
+
+def test_events_without_attributes_and_sudo_events_are_exported(stack: Stack) -> None:
+    stack.run()
+    events = list(stack.data.events_after(-1))
+    bare = [e for e in events if not e.attributes]
+    sudo = [e for e in events if e.sudo_user_id is not None and e.user_id is not None]
+    assert bare and sudo
+    exported = {entry.insert_id: entry for entry in stack.logging.entries()}
+    host = stack.env["LOOKER_BASE_URL"].split("//")[1].rstrip("/")
+    for event in bare[:20]:
+        assert f"looker-{host}-event-{event.id}" in exported
+    for event in sudo[:20]:
+        delegation = audit(exported[f"looker-{host}-event-{event.id}"]).authentication_info
+        assert delegation.service_account_delegation_info, event
+        sudo_user = stack.data.users[event.sudo_user_id]
+        assert delegation.service_account_delegation_info[0].first_party_principal.principal_email == \
+            sudo_user.email
+
+
+def test_second_run_with_nothing_new_makes_one_query_and_no_login(stack: Stack) -> None:
+    exporter = stack.exporter()
+    exporter.run()
+    logins = stack.looker.stats()["logins"]
+    summary = exporter.run()
+    assert summary.events_read == 0 and summary.query_calls == 1 and summary.write_calls == 0
+    assert stack.looker.stats()["logins"] == logins
+    assert stack.secrets.stats()["access_calls"] == 1
+
+
+def test_catch_up_after_a_long_gap_spans_several_runs_within_the_budget(stack: Stack) -> None:
+    exporter = stack.exporter(PAGE_SIZE="2000")
+    exporter.run()
+    last = max(stack.exported_ids())
+    start = now() - timedelta(minutes=1, seconds=30)
+    for index in range(3000):  # three hours of outage compressed into new rows
+        stack.data.add_event("create_dashboard", created=start + timedelta(milliseconds=index),
+                             user_id=1, attributes={"dashboard_id": str(index)}, id_gap=3)
+    summary = exporter.run()
+    assert summary.caught_up and summary.pages >= 2
+    assert sorted(stack.exported_ids()) == stack.visible_ids()
+    assert min(i for i in stack.exported_ids() if i > last) == last + 3
+
+
+def test_cursor_never_passes_an_unwritten_event_and_a_retry_duplicates_nothing(stack: Stack) -> None:
+    stack.logging.inject(grpc.StatusCode.PERMISSION_DENIED, times=-1)
+    with pytest.raises(ExportError, match=r"roles/logging\.logWriter"):
+        stack.run()
+    assert stack.cursor().get("last_event_id") is None
+    stack.logging.clear_faults()
+    stack.run()
+    ids = stack.exported_ids()
+    assert sorted(ids) == stack.visible_ids()
+    assert not [i for i, n in Counter(ids).items() if n > 1]
+
+
+def test_late_rows_are_exported_by_the_next_run(stack: Stack) -> None:
+    visible = stack.visible_ids()
+    cut = visible[len(visible) // 2]
+    stack.data.hide_after(cut)
+    exporter = stack.exporter()
+    exporter.run()
+    assert max(stack.exported_ids()) == cut
+    stack.data.reveal_all()
+    exporter.run()
+    assert sorted(stack.exported_ids()) == visible
+
+
+def test_unsettled_events_wait_for_the_next_run(stack: Stack) -> None:
+    young = stack.data.add_event("login", created=now() - timedelta(seconds=5), user_id=1)
+    summary = stack.run()
+    assert young.id not in stack.exported_ids() and summary.held_back_unsettled == 1
+    stack.run(SETTLE_SECONDS="0")
+    assert young.id in stack.exported_ids()
+
+
+def test_missing_secret_and_bad_payload_are_clear_and_leak_nothing(stack: Stack,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ExportError, match="was not found") as missing:
+        stack.run(LOOKER_CREDENTIALS_SECRET="projects/demo-project/secrets/nope/versions/latest")
+    stack.secrets.add_version("projects/demo-project/secrets/looker-api-credentials",
+                              b'{"client_id": "x", "client_secret_typo": "' + CLIENT_SECRET.encode() + b'"}')
+    with pytest.raises(ExportError, match="has no client_secret") as bad:
+        stack.run()
+    stack.secrets.add_version("projects/demo-project/secrets/looker-api-credentials", CLIENT_SECRET.encode())
+    with pytest.raises(ExportError, match="does not hold JSON") as not_json:
+        stack.run()
+    for failure in (missing, bad, not_json):
+        assert CLIENT_SECRET not in str(failure.value) and CLIENT_SECRET not in repr(failure.value.summary)
+    out = capsys.readouterr()
+    assert CLIENT_SECRET not in out.out + out.err
