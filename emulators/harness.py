@@ -14,8 +14,11 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_FRAMEWORK_COMMAND = ("functions-framework", "--target", "export_system_activity",
+                               "--signature-type", "cloudevent")
 
 
 def free_port() -> int:
@@ -37,11 +40,12 @@ def start_emulators(*args: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
     return process, {key: str(value) for key, value in json.loads(line).items()}
 
 
-def start_function(env: Mapping[str, str], port: int) -> subprocess.Popen[bytes]:
-    """Serve ``main.export_system_activity`` with functions-framework, as Cloud Run does."""
-    command = [sys.executable, "-m", "functions_framework", "--target", "export_system_activity",
-               "--signature-type", "cloudevent", "--host", "127.0.0.1", "--port", str(port)]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
+def start_function(env: Mapping[str, str], port: int, stdout: IO[str] | None = None) -> subprocess.Popen[bytes]:
+    """Serve ``main.export_system_activity`` with the README's functions-framework command."""
+    command = [*FUNCTIONS_FRAMEWORK_COMMAND, "--host", "127.0.0.1", "--port", str(port)]
+    command[0] = str(Path(sys.executable).with_name(command[0]))
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=stdout,
+                               stderr=subprocess.STDOUT if stdout else None)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
