@@ -95,6 +95,8 @@ class EntryContext:
 def event_id(row: Mapping[str, Any]) -> int | None:
     """The numeric ``event.id`` of a row, or None when it is missing or not a whole number."""
     value = row.get("event.id")
+    if type(value) is int:  # the common case, first
+        return value  # type: ignore[no-any-return]
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -118,7 +120,16 @@ def insert_id(host: str, row: Mapping[str, Any]) -> str:
 
 def parse_looker_time(value: Any) -> datetime | None:
     """Parse a Looker datetime (``YYYY-MM-DD HH:MM:SS`` in UTC, or ISO 8601 with an offset)."""
-    if not isinstance(value, str) or not value.strip():
+    if type(value) is str:
+        return _parse_time_text(value)  # rows of a page share seconds: cached
+    if not isinstance(value, str):
+        return None
+    return _parse_time_text.__wrapped__(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_time_text(value: str) -> datetime | None:
+    if not value.strip():
         return None
     text = value.strip().replace("/", "-")
     if text.endswith(("Z", "z")):
@@ -251,7 +262,7 @@ def _kind_of(raw_name: Any, raw_category: Any) -> _Kind:
 
 @lru_cache(maxsize=4096)
 def _cached_seconds(text: str) -> tuple[int, int] | None:
-    parsed = parse_looker_time(text)
+    parsed = _parse_time_text(text)
     return None if parsed is None else _seconds(parsed)
 
 
@@ -441,7 +452,7 @@ def shrink(entry: Message, limit: int) -> Message:
         overflow -= len(text.encode("utf-8")) - len(cut.encode("utf-8")) - 16
     if truncated:
         existing = dict(response.fields["truncated"].struct_value) if "truncated" in response.fields else {}
-        response.update({"truncated": {**existing, **truncated}})
+        response.update({"truncated": {**truncated, **existing}})  # a second cut keeps the original lengths
     smaller = LogEntryPb()
     smaller.CopyFrom(entry)
     smaller.proto_payload.Pack(audit)
