@@ -36,6 +36,8 @@ class Config:
     write_batch_entries: int = 1000
     run_budget_seconds: int = 480
     max_message_age_seconds: int = 3600
+    #: First delay of the jittered exponential backoff for transient faults (Looker and Cloud Logging).
+    retry_initial_seconds: float = 1.0
     logging_emulator_host: str | None = None
     secret_manager_emulator_host: str | None = None
 
@@ -72,6 +74,7 @@ class Config:
             write_batch_entries=_integer(env, "WRITE_BATCH_ENTRIES", 1000, 1, 10_000),
             run_budget_seconds=_integer(env, "RUN_BUDGET_SECONDS", 480, 10, 3600),
             max_message_age_seconds=_integer(env, "MAX_MESSAGE_AGE_SECONDS", 3600, 60, 7 * 24 * 3600),
+            retry_initial_seconds=_number(env, "RETRY_INITIAL_SECONDS", 1.0, 0.01, 30.0),
             logging_emulator_host=_host_port(env, "LOGGING_EMULATOR_HOST"),
             secret_manager_emulator_host=_host_port(env, "SECRET_MANAGER_EMULATOR_HOST"),
         )
@@ -135,6 +138,19 @@ def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: in
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is invalid: it must be a whole number") from None
     if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is out of range: it must be between {low} and {high}")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = _value(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is invalid: it must be a number of seconds") from None
+    if not low <= value <= high:  # also refuses NaN
         raise ConfigError(f"{name}={value} is out of range: it must be between {low} and {high}")
     return value
 
