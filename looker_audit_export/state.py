@@ -15,7 +15,7 @@ from google.cloud import storage  # type: ignore[attr-defined]
 
 _STALE_LOCK_SECONDS = 120
 _STORAGE_TIMEOUT_SECONDS = 30
-_STORAGE_RETRY = storage.retry.DEFAULT_RETRY.with_timeout(60)
+_STORAGE_RETRY_SECONDS = 60.0
 
 
 class StateError(RuntimeError):
@@ -71,30 +71,41 @@ class StateStore(Protocol):
 
     uri: str
 
-    def load(self) -> tuple[bytes | None, int]:
-        """The stored bytes (None when there are none yet) and their version token."""
+    def load(self, *, deadline: float | None = None) -> tuple[bytes | None, int]:
+        """The stored bytes (None when there are none yet) and their version token.
 
-    def save(self, data: bytes, token: int) -> int:
+        Transient failures are retried until ``deadline`` (a ``time.monotonic()`` value) at the latest.
+        """
+
+    def save(self, data: bytes, token: int, *, deadline: float | None = None) -> int:
         """Store ``data`` if the version is still ``token``; return the new token or raise StateConflict."""
 
 
 class GcsStateStore:
     """Cursor in a GCS object; the object generation is the precondition."""
 
-    def __init__(self, uri: str, client: storage.Client) -> None:
+    def __init__(self, uri: str, client: storage.Client, *, retry_initial_seconds: float = 1.0) -> None:
         self.uri = uri
+        self.retry_initial_seconds = retry_initial_seconds
         bucket, _, name = uri.removeprefix("gs://").partition("/")
         self.blob_name = name
         self.bucket = client.bucket(bucket)
 
-    def load(self) -> tuple[bytes | None, int]:
+    def _retry(self, deadline: float | None) -> Any:
+        """The client's default retry (transient errors, jittered backoff), ending by ``deadline``."""
+        budget = _STORAGE_RETRY_SECONDS if deadline is None else max(0.0, deadline - time.monotonic() - 1)
+        return storage.retry.DEFAULT_RETRY.with_timeout(min(_STORAGE_RETRY_SECONDS, budget)).with_delay(
+            initial=self.retry_initial_seconds)
+
+    def load(self, *, deadline: float | None = None) -> tuple[bytes | None, int]:
+        retry = self._retry(deadline)
         try:
-            blob = self.bucket.get_blob(self.blob_name, timeout=_STORAGE_TIMEOUT_SECONDS, retry=_STORAGE_RETRY)
+            blob = self.bucket.get_blob(self.blob_name, timeout=_STORAGE_TIMEOUT_SECONDS, retry=retry)
             if blob is None:
                 return None, 0
             generation = int(blob.generation or 0)
             data = blob.download_as_bytes(if_generation_match=generation, timeout=_STORAGE_TIMEOUT_SECONDS,
-                                          retry=_STORAGE_RETRY)
+                                          retry=retry)
         except gexc.PreconditionFailed:
             raise StateConflict(f"The cursor at {self.uri} changed while it was read") from None
         except gexc.Forbidden:
@@ -104,11 +115,11 @@ class GcsStateStore:
             raise StateError(f"The cursor at {self.uri} could not be read: {_describe(exc)}") from None
         return data, generation
 
-    def save(self, data: bytes, token: int) -> int:
+    def save(self, data: bytes, token: int, *, deadline: float | None = None) -> int:
         blob = self.bucket.blob(self.blob_name)
         try:
             blob.upload_from_string(data, content_type="application/json", if_generation_match=token,
-                                    timeout=_STORAGE_TIMEOUT_SECONDS, retry=_STORAGE_RETRY)
+                                    timeout=_STORAGE_TIMEOUT_SECONDS, retry=self._retry(deadline))
         except gexc.PreconditionFailed:
             raise StateConflict(f"Another run moved the cursor at {self.uri}; this run's cursor was not "
                                 "stored (its entries were written and will deduplicate)") from None
@@ -128,7 +139,7 @@ class FileStateStore:
         self.path = Path(uri.removeprefix("file://"))
         self.lock = self.path.with_name(self.path.name + ".lock")
 
-    def load(self) -> tuple[bytes | None, int]:
+    def load(self, *, deadline: float | None = None) -> tuple[bytes | None, int]:
         try:
             stored = self.path.read_bytes()
         except FileNotFoundError:
@@ -137,7 +148,7 @@ class FileStateStore:
             raise StateError(f"The cursor at {self.uri} could not be read: {exc.strerror}") from None
         return stored, _generation(stored)
 
-    def save(self, data: bytes, token: int) -> int:
+    def save(self, data: bytes, token: int, *, deadline: float | None = None) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._acquire()
         try:
@@ -183,17 +194,18 @@ class MemoryStateStore:
         self.uri = uri
         self.data = data
 
-    def load(self) -> tuple[bytes | None, int]:
+    def load(self, *, deadline: float | None = None) -> tuple[bytes | None, int]:
         return self.data, 0
 
-    def save(self, data: bytes, token: int) -> int:
+    def save(self, data: bytes, token: int, *, deadline: float | None = None) -> int:
         self.data = data
         return token
 
 
-def state_store(uri: str, project: str, *, emulator: bool) -> StateStore:
+def state_store(uri: str, project: str, *, emulator: bool, retry_initial_seconds: float = 1.0) -> StateStore:
     """The store for ``STATE_URI``: GCS for ``gs://``, else a local file."""
     if uri.startswith("gs://"):
         credentials = AnonymousCredentials() if emulator else None
-        return GcsStateStore(uri, storage.Client(project=project, credentials=credentials))
+        return GcsStateStore(uri, storage.Client(project=project, credentials=credentials),
+                             retry_initial_seconds=retry_initial_seconds)
     return FileStateStore(uri)
