@@ -14,7 +14,7 @@ from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
 from google.cloud.logging_v2.services.logging_service_v2.transports import LoggingServiceV2GrpcTransport
-from google.cloud.logging_v2.types import WriteLogEntriesPartialErrors, WriteLogEntriesRequest
+from google.cloud.logging_v2.types import LogEntry, WriteLogEntriesPartialErrors, WriteLogEntriesRequest
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -26,6 +26,7 @@ _PER_ENTRY_OVERHEAD = 8
 _CALL_TIMEOUT_SECONDS = 60.0
 _PartialErrorsPb = WriteLogEntriesPartialErrors.pb()
 _RequestPb = WriteLogEntriesRequest.pb()
+LogEntryPb = LogEntry.pb()
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError,
               gexc.ResourceExhausted, gexc.Aborted)
 
@@ -86,9 +87,11 @@ def batches(entries: Sequence[Message], max_entries: int, max_bytes: int = MAX_R
 class CloudLoggingSink:
     """``WriteLogEntries`` with ``partialSuccess``, bounded jittered retries, and repair of rejected entries."""
 
-    def __init__(self, client: LoggingServiceV2Client, *, batch_entries: int = 1000) -> None:
+    def __init__(self, client: LoggingServiceV2Client, *, batch_entries: int = 1000,
+                 retry_initial_seconds: float = 1.0) -> None:
         self.client = client
         self.batch_entries = batch_entries
+        self.retry_initial_seconds = retry_initial_seconds
         self.stats = WriteStats()
 
     def write(self, entries: Sequence[Message], *, deadline: float, shrink: Repair, placeholder: Repair) -> None:
@@ -108,8 +111,18 @@ class CloudLoggingSink:
         stand_in = placeholder(entry, reason)
         refusal = self._send([stand_in], deadline)
         if refusal:
-            raise SinkError(f"Cloud Logging refused entry {entry.insert_id} and its placeholder: "  # type: ignore[attr-defined]
-                            f"{refusal[0]}")
+            # The placeholder keeps the entry's time; if that time is what Cloud Logging refuses (say, more
+            # than a day ahead), nothing with it can be written: stand in at the time of writing instead.
+            original = entry.timestamp.ToJsonString()  # type: ignore[attr-defined]
+            moved = LogEntryPb()
+            moved.CopyFrom(entry)
+            moved.timestamp.FromSeconds(int(time.time()))  # type: ignore[attr-defined]
+            stand_in = placeholder(moved, f"{reason}; written at the export time because the placeholder at "
+                                          f"the event's time {original} was refused too ({refusal[0]})")
+            second = self._send([stand_in], deadline)
+            if second:
+                raise SinkError(f"Cloud Logging refused entry {entry.insert_id} and its placeholders: "  # type: ignore[attr-defined]
+                                f"{refusal[0]}; {second[0]}")
         log.warning("Entry %s was refused (%s); wrote a placeholder in its place",
                     entry.insert_id, reason)  # type: ignore[attr-defined]
         self.stats.placeholders += 1
@@ -127,8 +140,8 @@ class CloudLoggingSink:
         remaining = deadline - time.monotonic()
         if remaining <= 1:
             raise SinkError(f"time budget exhausted with {len(batch)} entries still to write")
-        retry = gretry.Retry(predicate=gretry.if_exception_type(*_TRANSIENT), initial=1.0, maximum=30.0,
-                             multiplier=2.0, timeout=remaining)
+        retry = gretry.Retry(predicate=gretry.if_exception_type(*_TRANSIENT), initial=self.retry_initial_seconds,
+                             maximum=30.0, multiplier=2.0, timeout=remaining)
         self.stats.write_calls += 1
         self.stats.bytes_sent += size
         try:
@@ -140,7 +153,14 @@ class CloudLoggingSink:
                 return errors
             if len(batch) == 1:
                 return {0: exc.message or "INVALID_ARGUMENT"}
-            raise SinkError(f"Cloud Logging rejected a request of {len(batch)} entries: {exc.message}") from None
+            # No per-entry errors: nothing was written (every entry invalid, or the request too large).
+            # Halve the batch until the invalid entries stand alone, so they cannot block the rest.
+            log.info("Cloud Logging rejected a request of %d entries (%s); sending it in halves",
+                     len(batch), exc.message)
+            half = len(batch) // 2
+            first = self._send(batch[:half], deadline)
+            second = self._send(batch[half:], deadline)
+            return {**first, **{index + half: reason for index, reason in second.items()}}
         except gexc.PermissionDenied as exc:
             raise SinkError(f"Cloud Logging denied the write ({exc.message}): grant the function's service "
                             "account roles/logging.logWriter on the project") from None
