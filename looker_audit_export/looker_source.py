@@ -89,6 +89,10 @@ class LookerSource:
     timeout_seconds: int
     credentials: Callable[[], LookerCredentials]
     forget_credentials: Callable[[], None] = lambda: None
+    #: Where the credentials come from, named in errors: e.g. ``secret projects/P/secrets/S/versions/latest``.
+    credentials_source: str = "the credentials secret"
+    #: First delay of the jittered exponential backoff between attempts (``RETRY_INITIAL_SECONDS``).
+    backoff_seconds: float = _BACKOFF_SECONDS
     query_calls: int = 0
     sleep: Callable[[float], None] = time.sleep
     _last: _LastResponse = field(default_factory=_LastResponse)
@@ -165,7 +169,10 @@ class LookerSource:
                limit: int, deadline: float) -> list[dict[str, Any]]:
         body = models40.WriteQuery(model=MODEL, view=view, fields=list(fields), filters=filters, sorts=sorts,
                                    limit=str(limit), query_timezone="UTC")
-        for attempt in range(1, _MAX_ATTEMPTS + 1):
+        relogged = False
+        attempt = 0
+        while attempt < _MAX_ATTEMPTS:
+            attempt += 1
             remaining = deadline - time.monotonic()
             if remaining <= 1:
                 raise LookerUnavailable(f"time budget exhausted before the {view} query to {self.host}")
@@ -174,7 +181,7 @@ class LookerSource:
                 self.query_calls += 1
                 text = self.sdk().run_inline_query(
                     "json", body, cache=False,
-                    transport_options={"timeout": int(min(self.timeout_seconds, remaining))},
+                    transport_options={"timeout": max(1, int(min(self.timeout_seconds, remaining)))},
                 )
                 rows = json.loads(text)
                 if not isinstance(rows, list):
@@ -184,9 +191,15 @@ class LookerSource:
                 problem = self._classify(exc)
             except ValueError as exc:
                 problem = f"Looker {self.host} sent an unreadable {view} answer ({exc.__class__.__name__})"
+            if self._last.status == 401 and not self._last.path.endswith("/login") and not relogged:
+                # The session ended early (token expired or revoked): log in again at once, once per query.
+                relogged = True
+                attempt -= 1
+                log.info("%s; logging in again", problem)
+                continue
             if attempt == _MAX_ATTEMPTS:
                 break
-            delay = min(_BACKOFF_CAP_SECONDS, _BACKOFF_SECONDS * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+            delay = min(_BACKOFF_CAP_SECONDS, self.backoff_seconds * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
             if time.monotonic() + delay >= deadline:
                 break
             log.warning("%s; retrying in %.1fs (attempt %d of %d)", problem, delay, attempt, _MAX_ATTEMPTS)
@@ -202,13 +215,15 @@ class LookerSource:
                 self.forget_credentials()
                 raise LookerError(
                     f"Looker {self.host} refused the API credentials (HTTP {status} on login): check the "
-                    "client_id and client_secret in the credentials secret and that the API user is enabled"
+                    f"client_id and client_secret in {self.credentials_source} and that the API user is enabled"
                 ) from None
         elif status == 401:
             self.sdk().auth.token = auth_token.AuthToken()  # the server ended the session early: log in again
             return f"Looker {self.host} ended the API session (HTTP 401)"
-        if status is None or status in _TRANSIENT_STATUSES:
-            return f"Looker {self.host} failed (HTTP {status or 'connection error'}): {detail}"
+        if status is None or status < 400 or status in _TRANSIENT_STATUSES:
+            # No answer, a body cut off after a good status line (connection broken), or a transient status.
+            what = "connection error" if status is None else "broken answer" if status < 400 else f"HTTP {status}"
+            return f"Looker {self.host} failed ({what}): {detail}"
         raise LookerError(
             f"Looker {self.host} rejected the System Activity query (HTTP {status}): {detail}. "
             "The API user needs the see_system_activity permission"
