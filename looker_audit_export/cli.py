@@ -52,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             credentials = _file_credentials(args.credentials_file)
             logs.mask_secret(credentials.client_secret)
         exporter = build_exporter(config, sink=JsonLinesSink(sys.stdout) if args.dry_run else None,
-                                  credentials=credentials, read_only_state=args.dry_run)
+                                  credentials=credentials, read_only_state=args.dry_run,
+                                  credentials_source=f"the credentials file {args.credentials_file}")
         summary = exporter.run()
     except (ConfigError, CredentialsError) as exc:
         print(f"error: {logs.redact(str(exc))}", file=sys.stderr)

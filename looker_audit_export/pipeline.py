@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,14 +65,20 @@ class ExportError(RuntimeError):
         self.summary = summary
 
 
+#: A row time further than this after the settle point cannot be true (the query asked for rows before now).
+IMPLAUSIBLE_FUTURE = timedelta(days=1)
+
+
 def settled_prefix(rows: list[dict[str, Any]], until: datetime) -> int:
     """How many leading rows (in id order) were created before ``until`` and may be exported now.
 
-    Rows without a readable time count as settled, or they would block the cursor for ever.
+    Rows without a readable time, or with a time implausibly far in the future, count as settled, or
+    they would block the cursor for ever.
     """
+    horizon = until + IMPLAUSIBLE_FUTURE
     for index, row in enumerate(rows):
         created = parse_looker_time(row.get("event.created_time"))
-        if created is not None and created >= until:
+        if created is not None and until <= created < horizon:
             return index
     return len(rows)
 
@@ -99,6 +105,17 @@ def _user_ids(rows: Iterable[Mapping[str, Any]]) -> set[int]:
             if number is not None:
                 found.add(number)
     return found
+
+
+def _neighbour_time(times: list[datetime | None], index: int) -> datetime | None:
+    """The readable time of the nearest earlier row, else of the nearest later one (ids follow time)."""
+    for step in (-1, 1):
+        position = index + step
+        while 0 <= position < len(times):
+            if times[position] is not None:
+                return times[position]
+            position += step
+    return None
 
 
 class Exporter:
@@ -138,7 +155,7 @@ class Exporter:
     def _run(self, summary: RunSummary, deadline: float) -> None:
         config = self.config
         host = config.looker_host
-        stored, token = self.store.load()
+        stored, token = self.store.load(deadline=deadline)
         cursor = Cursor.from_json(stored, self.store.uri, host) if stored else Cursor(host)
         summary.cursor_before = summary.cursor_after = cursor.last_event_id
         now = self.clock().replace(microsecond=0)
@@ -169,7 +186,7 @@ class Exporter:
                 cursor.not_before = (since if since and since > until else until).strftime("%Y-%m-%d %H:%M:%S")
             if ids or cursor.last_event_id is None:
                 cursor.updated_at = now.isoformat()
-                token = self.store.save(cursor.to_json(), token)
+                token = self.store.save(cursor.to_json(), token, deadline=deadline)
                 summary.cursor_after = cursor.last_event_id
             if len(rows) < config.page_size or ready < len(rows) or not ids:
                 summary.caught_up = len(rows) < config.page_size or ready < len(rows)
@@ -186,8 +203,13 @@ class Exporter:
         missing = _user_ids(page) - users.keys()
         if missing:
             users.update(self.source.users(missing, until=now, deadline=deadline))
-        entries = [to_log_entry(LookerEvent(row, attributes.get(event_id(row) or -1, ())), context)
-                   for row in page]
+        times = [parse_looker_time(row.get("event.created_time")) for row in page]
+        entries = []
+        for index, row in enumerate(page):
+            row_context = context
+            if times[index] is None:  # no readable time: take a neighbour's, the same again on a redo
+                row_context = replace(context, fallback_time=_neighbour_time(times, index) or context.fallback_time)
+            entries.append(to_log_entry(LookerEvent(row, attributes.get(event_id(row) or -1, ())), row_context))
 
         def smaller(entry: Message, reason: str) -> Message:
             return shrink(entry, SHRUNK_ENTRY_BYTES)
@@ -199,31 +221,35 @@ class Exporter:
 
 
 def build_exporter(config: Config, *, sink: Sink | None = None, credentials: LookerCredentials | None = None,
-                   read_only_state: bool = False) -> Exporter:
+                   read_only_state: bool = False, credentials_source: str | None = None) -> Exporter:
     """Wire the real clients for ``config``: Secret Manager, Looker, Cloud Logging and the cursor store.
 
-    ``credentials`` given (the CLI's credentials file) replace the secret.
+    ``credentials`` given (the CLI's credentials file, named by ``credentials_source``) replace the secret.
     """
     if credentials is not None:
         given = credentials
         source = LookerSource(config.looker_base_url, config.looker_verify_ssl, config.looker_timeout_seconds,
-                              lambda: given)
+                              lambda: given, credentials_source=credentials_source or "the credentials file",
+                              backoff_seconds=config.retry_initial_seconds)
     elif config.credentials_secret is not None:
         cached = CachedCredentials(config.credentials_secret, config.secret_manager_emulator_host,
                                    on_fetch=lambda found: mask_secret(found.client_secret))
         source = LookerSource(config.looker_base_url, config.looker_verify_ssl, config.looker_timeout_seconds,
-                              cached, cached.forget)
+                              cached, cached.forget, credentials_source=f"secret {config.credentials_secret}",
+                              backoff_seconds=config.retry_initial_seconds)
     else:
         raise ConfigError("LOOKER_CREDENTIALS_SECRET is not set: it must be a secret version like "
                           "projects/P/secrets/S/versions/latest")
     if sink is None:
         sink = CloudLoggingSink(logging_client(config.logging_emulator_host),
-                                batch_entries=config.write_batch_entries)
+                                batch_entries=config.write_batch_entries,
+                                retry_initial_seconds=config.retry_initial_seconds)
     store: StateStore
     if config.state_uri is None:
         store = MemoryStateStore()
     else:
-        store = state_store(config.state_uri, config.project, emulator=bool(os.environ.get("STORAGE_EMULATOR_HOST")))
+        store = state_store(config.state_uri, config.project, emulator=bool(os.environ.get("STORAGE_EMULATOR_HOST")),
+                            retry_initial_seconds=config.retry_initial_seconds)
         if read_only_state:
             store = MemoryStateStore(store.load()[0], uri=store.uri)
     return Exporter(config, source, sink, store)
