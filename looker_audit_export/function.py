@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,19 +31,41 @@ def exporter() -> Exporter:
     return _exporter
 
 
+def _max_age(run: Exporter | None) -> int:
+    """MAX_MESSAGE_AGE_SECONDS, also when the configuration as a whole is invalid."""
+    if run is not None:
+        return run.config.max_message_age_seconds
+    raw = os.environ.get("MAX_MESSAGE_AGE_SECONDS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) >= 60 else Config.max_message_age_seconds
+
+
 def handle_tick(event_time: Any, data: Any, now: datetime | None = None) -> RunSummary | None:
-    """Run one export for a tick; raise so that Pub/Sub redelivers when anything was left unwritten."""
-    run = exporter()
+    """Run one export for a tick; raise so that Pub/Sub redelivers when anything was left unwritten.
+
+    Every run logs exactly one line with the run summary: INFO when it succeeded, ERROR when not.
+    """
+    started = time.monotonic()
+    run: Exporter | None = None
+    failure: Exception | None = None
+    try:
+        run = exporter()
+    except Exception as exc:  # bad configuration or a client that cannot be built: still one summary line
+        failure = exc
     published = message_time(event_time, data)
     age = ((now or datetime.now(UTC)) - published).total_seconds() if published else 0.0
-    if age > run.config.max_message_age_seconds:
+    max_age = _max_age(run)
+    if age > max_age:
         log.warning(
             "Dropping a tick published %s (%.0f s ago, over MAX_MESSAGE_AGE_SECONDS=%d) so that it stops being "
             "redelivered; the next scheduled tick exports from the cursor, so nothing is lost if that one succeeds",
-            published, age, run.config.max_message_age_seconds,
+            published, age, max_age,
             extra={"json_fields": {"dropped_tick": True, "message_age_seconds": round(age)}},
         )
         return None
+    if run is None:
+        summary = RunSummary(error=str(failure), duration_seconds=round(time.monotonic() - started, 3))
+        log.error("Looker export failed: %s", failure, extra={"json_fields": {"summary": summary.as_dict()}})
+        raise RuntimeError(f"Looker export failed: {failure}") from None
     try:
         summary = run.run()
     except ExportError as exc:
