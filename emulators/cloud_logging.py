@@ -159,6 +159,10 @@ class LoggingEmulator(GrpcEmulator):
         """Forget every ``reject_entry``/``reject_insert_ids`` rule."""
         self._rejectors.clear()
 
+    def validate(self, entry: Any) -> str | None:
+        """Why Cloud Logging would refuse this ``LogEntry`` now (the rules of ``WriteLogEntries``), or None."""
+        return self._entry_error(entry, time.time_ns() // 1_000_000_000)
+
     # -- inspection -------------------------------------------------------
 
     def entries(self) -> list[Any]:

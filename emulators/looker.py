@@ -690,6 +690,8 @@ class LookerEmulator:
         self._queries: dict[str, dict[str, Any]] = {}
         self._cache: dict[str, tuple[datetime, bytes, int]] = {}
         self._faults: list[list[Any]] = []  # [fault, path_contains, remaining]
+        self._tampered: dict[int, dict[str, Any]] = {}
+        self._duplicated: set[int] = set()
         self._stats = {"logins": 0, "query_calls": 0, "rows_returned": 0, "cache_hits": 0}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -749,6 +751,20 @@ class LookerEmulator:
             raise ValueError(f"unknown fault {fault!r}")
         with self._lock:
             self._faults.append([fault, path_contains, times])
+
+    def tamper(self, event_id: int, values: dict[str, Any] | None = None, *, duplicate: bool = False) -> None:
+        """Test hook: serve the ``event`` row of ``event_id`` malformed, as a broken instance might.
+
+        ``values`` replaces raw JSON values of that row's fields (any JSON value, or ``OMIT`` to leave the
+        field out); ``duplicate`` serves the row twice in a row.  Filters, sorts and limits still see the
+        true data.  Nothing is tampered with unless a test asks for it.
+        """
+        with self._lock:
+            if values:
+                self._tampered.setdefault(event_id, {}).update(values)
+            if duplicate:
+                self._duplicated.add(event_id)
+            self._cache.clear()
 
     def stats(self) -> dict[str, int]:
         """Counters: logins, query_calls, rows_returned, cache_hits."""
@@ -872,7 +888,9 @@ class LookerEmulator:
             body, count = cached[1], cached[2]
         else:
             rows = self.engine.run(plan)
-            body, count = json.dumps(rows, ensure_ascii=False).encode(), len(rows)
+            if plan.view == "event" and (self._tampered or self._duplicated):
+                rows = self._tamper_rows(rows)
+            body, count = _json_bytes(rows), len(rows)
             with self._lock:
                 self._cache[key] = (now, body, count)
         with self._lock:
@@ -881,6 +899,34 @@ class LookerEmulator:
         if delay > 0:
             time.sleep(delay)
         return body
+
+
+    def _tamper_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with self._lock:
+            tampered, duplicated = dict(self._tampered), set(self._duplicated)
+        out = []
+        for row in rows:
+            number = row.get("event.id")
+            if number in tampered:
+                row = {**row, **{k: v for k, v in tampered[number].items() if k in row}}
+                row = {k: v for k, v in row.items() if v is not OMIT}
+            out.append(row)
+            if number in duplicated:
+                out.append(dict(row))
+        return out
+
+
+#: ``LookerEmulator.tamper`` value that leaves a field out of the row.
+OMIT: Any = object()
+
+
+def _json_bytes(rows: list[dict[str, Any]]) -> bytes:
+    """The JSON body: UTF-8 text, with lone surrogates (from tampered rows) escaped as JSON allows."""
+    text = json.dumps(rows, ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(rows).encode()
 
 
 _QUERY_RUN = re.compile(r"/api/4\.0/queries/([^/]+)/run/([^/]+)")
