@@ -1,24 +1,31 @@
-# The tick: Cloud Scheduler -> Pub/Sub topic -> Eventarc -> function.
+# The tick, once per Looker instance (local.instances, keyed like
+# var.looker_instances): Cloud Scheduler -> its own Pub/Sub topic -> Eventarc
+# -> its own function. One topic per instance, so a tick starts exactly one
+# instance's export.
 
 resource "google_pubsub_topic" "ticks" {
   # checkov:skip=CKV_GCP_83: The topic only carries the constant "tick" message (no data), so Google-managed encryption is enough; a CMEK would add a KMS key to manage for nothing.
+  for_each = local.instances
+
   project = var.project_id
-  name    = "${var.name_prefix}-ticks"
-  labels  = local.labels
+  name    = "${var.name_prefix}-${each.key}-ticks"
+  labels  = merge(local.labels, { looker_instance = each.key })
 
   depends_on = [google_project_service.apis]
 }
 
 resource "google_cloud_scheduler_job" "tick" {
+  for_each = local.instances
+
   project     = var.project_id
   region      = var.region
-  name        = "${var.name_prefix}-tick"
-  description = "Starts one Looker System Activity export run."
-  schedule    = var.schedule
+  name        = "${var.name_prefix}-${each.key}-tick"
+  description = "Starts one Looker System Activity export run of ${each.value.base_url}."
+  schedule    = each.value.schedule
   time_zone   = "Etc/UTC"
 
   pubsub_target {
-    topic_name = google_pubsub_topic.ticks.id
+    topic_name = google_pubsub_topic.ticks[each.key].id
     # The payload is ignored by the function but Pub/Sub needs a non-empty message.
     data = base64encode("tick")
   }
@@ -27,11 +34,13 @@ resource "google_cloud_scheduler_job" "tick" {
 }
 
 resource "google_cloudfunctions2_function" "exporter" {
+  for_each = local.instances
+
   project     = var.project_id
   location    = var.region
-  name        = local.function_name
-  description = "Exports Looker System Activity events to Cloud Logging (log ${var.log_name})."
-  labels      = local.labels
+  name        = each.value.function_name
+  description = "Exports Looker System Activity events of ${each.value.base_url} to Cloud Logging (log ${var.log_name})."
+  labels      = merge(local.labels, { looker_instance = each.key })
 
   build_config {
     runtime     = var.python_runtime
@@ -51,7 +60,9 @@ resource "google_cloudfunctions2_function" "exporter" {
   }
 
   service_config {
-    service_account_email = google_service_account.runtime.email
+    # Each instance runs as its own account: it can read only its own secret
+    # and write only its own cursor object (iam.tf).
+    service_account_email = google_service_account.runtime[each.key].email
     # One instance, one request at a time: two runs never race on the cursor.
     min_instance_count               = 0
     max_instance_count               = 1
@@ -63,13 +74,30 @@ resource "google_cloudfunctions2_function" "exporter" {
     # Only Eventarc (Pub/Sub push) reaches it; nothing from the internet.
     ingress_settings               = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
-    environment_variables          = local.function_environment
+
+    # The environment contract of main.py / looker_audit_export.config.
+    environment_variables = {
+      GOOGLE_CLOUD_PROJECT      = var.project_id
+      LOOKER_BASE_URL           = each.value.base_url
+      LOOKER_CREDENTIALS_SECRET = "${google_secret_manager_secret.looker_credentials[each.key].id}/versions/latest"
+      LOOKER_VERIFY_SSL         = tostring(each.value.verify_ssl)
+      LOOKER_TIMEOUT_SECONDS    = tostring(each.value.timeout_seconds)
+      LOG_NAME                  = var.log_name
+      # One cursor object per instance, under the instance's key: the
+      # runtime account may only touch objects under that prefix (iam.tf).
+      STATE_URI                = "gs://${google_storage_bucket.state.name}/${each.key}/state.json"
+      INITIAL_LOOKBACK_MINUTES = tostring(each.value.initial_lookback_minutes)
+      SETTLE_SECONDS           = tostring(var.settle_seconds)
+      RUN_BUDGET_SECONDS       = tostring(var.run_budget_seconds)
+      MAX_MESSAGE_AGE_SECONDS  = tostring(var.max_message_age_seconds)
+      PAGE_SIZE                = tostring(each.value.page_size)
+    }
   }
 
   event_trigger {
     trigger_region        = var.region
     event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
-    pubsub_topic          = google_pubsub_topic.ticks.id
+    pubsub_topic          = google_pubsub_topic.ticks[each.key].id
     service_account_email = google_service_account.trigger.email
     # A failed run is retried. A message that keeps failing is dropped by the
     # function (WARNING in its log) once older than MAX_MESSAGE_AGE_SECONDS,

@@ -1,18 +1,31 @@
 # Every identity and every grant of this stack, in one place.
 #
-#   runtime SA  - what the function code runs as
-#   trigger SA  - what Eventarc uses to push the Pub/Sub message to the function
+#   runtime SAs - what the function code runs as: one per Looker instance, so
+#                 an instance's function can read only its own credentials
+#                 secret and write only its own cursor object
+#   trigger SA  - what Eventarc uses to push the Pub/Sub messages to the
+#                 functions (shared: it can only invoke this stack's functions)
 #   build SA    - what Cloud Build uses to turn the source zip into an image
+#                 (shared: one source, one image repository)
 #
 # No basic roles (owner/editor/viewer); no project-wide Secret Manager or
 # Cloud Storage role. Only roles/logging.logWriter is project-wide, because
 # log writes cannot be granted on anything smaller than a project.
 
 resource "google_service_account" "runtime" {
+  for_each = local.instances
+
   project      = var.project_id
-  account_id   = "${var.name_prefix}-run"
-  display_name = "Looker audit export - function runtime"
-  description  = "Reads the Looker credentials secret, reads/writes the export cursor, writes log entries."
+  account_id   = "${var.name_prefix}-${each.key}-run"
+  display_name = "Looker audit export - function runtime (${each.key})"
+  description  = "Reads the ${each.key} Looker credentials secret, reads/writes the ${each.key} export cursor, writes log entries."
+
+  lifecycle {
+    precondition {
+      condition     = length("${var.name_prefix}-${each.key}-run") <= 30
+      error_message = "Service account ID ${var.name_prefix}-${each.key}-run is longer than 30 characters: shorten name_prefix or the looker_instances key (together at most 25 characters)."
+    }
+  }
 
   depends_on = [google_project_service.apis]
 }
@@ -39,35 +52,52 @@ resource "google_service_account" "build" {
 
 # Write the exported entries. Log writes can only be granted on the project.
 resource "google_project_iam_member" "runtime_log_writer" {
+  for_each = local.instances
+
   project = var.project_id
   role    = "roles/logging.logWriter"
-  member  = "serviceAccount:${google_service_account.runtime.email}"
+  member  = "serviceAccount:${google_service_account.runtime[each.key].email}"
 }
 
-# Read the Looker API credentials: this one secret only.
+# Read the Looker API credentials: this instance's secret only.
 resource "google_secret_manager_secret_iam_member" "runtime_secret_accessor" {
+  for_each = local.instances
+
   project   = var.project_id
-  secret_id = google_secret_manager_secret.looker_credentials.secret_id
+  secret_id = google_secret_manager_secret.looker_credentials[each.key].secret_id
   role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${google_service_account.runtime.email}"
+  member    = "serviceAccount:${google_service_account.runtime[each.key].email}"
 }
 
-# Read and (over)write the cursor object: the state bucket only.
-# objectUser = get/list/create/update/delete objects, but no IAM changes
-# (unlike objectAdmin) and nothing on any other bucket.
+# Read and (over)write the cursor object: objects under "<key>/" in the state
+# bucket only (an IAM condition on the object name; the bucket has uniform
+# bucket-level access, which IAM conditions need). objectUser = get/create/
+# update/delete objects, but no IAM changes (unlike objectAdmin). The
+# exporter reads its one object by name, so it needs no list permission
+# (objects.list is checked on the bucket, which the condition excludes).
 resource "google_storage_bucket_iam_member" "runtime_state_object_user" {
+  for_each = local.instances
+
   bucket = google_storage_bucket.state.name
   role   = "roles/storage.objectUser"
-  member = "serviceAccount:${google_service_account.runtime.email}"
+  member = "serviceAccount:${google_service_account.runtime[each.key].email}"
+
+  condition {
+    title       = "looker-cursor-${each.key}"
+    description = "Only the cursor objects of Looker instance ${each.key}."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.state.name}/objects/${each.key}/\")"
+  }
 }
 
 # --- trigger SA -------------------------------------------------------------
 
-# Invoke this function's Cloud Run service only (not every service in the project).
+# Invoke this stack's functions' Cloud Run services only (not every service in the project).
 resource "google_cloud_run_v2_service_iam_member" "trigger_invoker" {
+  for_each = local.instances
+
   project  = var.project_id
   location = var.region
-  name     = google_cloudfunctions2_function.exporter.service_config[0].service
+  name     = google_cloudfunctions2_function.exporter[each.key].service_config[0].service
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.trigger.email}"
 }

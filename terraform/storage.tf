@@ -1,4 +1,5 @@
-# The export cursor (STATE_URI = gs://<this bucket>/looker/state.json).
+# The export cursors: one object per Looker instance,
+# STATE_URI = gs://<this bucket>/<instance key>/state.json.
 
 resource "google_storage_bucket" "state" {
   # checkov:skip=CKV_GCP_62: Holds one small cursor object (no event payloads) used by one service account; if access must be audited, use Cloud Storage Data Access audit logs rather than a second access-log bucket.

@@ -24,7 +24,7 @@ variable "region" {
 }
 
 variable "name_prefix" {
-  description = "Prefix of every resource name (function, topic, job, service accounts, secret, buckets). Change it to deploy a second exporter in the same project."
+  description = "Prefix of every resource name (functions, topics, jobs, service accounts, secrets, buckets, log bucket, metrics). Change it to deploy a second, separate stack in the same project. <name_prefix>-<instance key> may be at most 25 characters."
   type        = string
   default     = "looker-audit"
 
@@ -45,24 +45,77 @@ variable "labels" {
 # Looker
 # ---------------------------------------------------------------------------
 
-variable "looker_base_url" {
-  description = "Base URL of the Looker instance API host, e.g. https://mycompany.cloud.looker.com (LOOKER_BASE_URL). The API credentials are NOT a variable: they go into Secret Manager with the command from the `secret_add_version_command` output."
-  type        = string
+variable "looker_instances" {
+  description = <<-EOT
+    The Looker instances to export, keyed by a short name (1-12 characters: lowercase letters, digits, hyphens; e.g. prod, dev, acme).
+    Each instance gets its own Cloud Scheduler job, Pub/Sub topic, function, runtime service account, credentials secret and cursor
+    object (gs://<state bucket>/<key>/state.json); all of them write to the same log, told apart by labels.looker_host.
+    base_url is the API host, e.g. https://mycompany.cloud.looker.com (LOOKER_BASE_URL). The other fields are optional and
+    default to the variables of the same meaning (schedule, looker_verify_ssl, looker_timeout_seconds, page_size,
+    initial_lookback_minutes). The API credentials are NOT a variable: they go into each instance's secret with the
+    command from the `secret_add_version_commands` output.
+  EOT
+  type = map(object({
+    base_url                 = string
+    schedule                 = optional(string)
+    verify_ssl               = optional(bool)
+    timeout_seconds          = optional(number)
+    page_size                = optional(number)
+    initial_lookback_minutes = optional(number)
+  }))
 
   validation {
-    condition     = can(regex("^https://[^/?#\\s]+(:[0-9]+)?/?$", var.looker_base_url))
-    error_message = "looker_base_url must be an https:// URL with a host and no path, e.g. https://mycompany.cloud.looker.com."
+    condition     = length(var.looker_instances) >= 1
+    error_message = "looker_instances must hold at least one Looker instance."
+  }
+
+  validation {
+    # The key is part of resource names: the runtime service account ID is
+    # "<name_prefix>-<key>-run" (at most 30 characters, checked in iam.tf).
+    condition     = alltrue([for key in keys(var.looker_instances) : can(regex("^[a-z]([a-z0-9-]{0,10}[a-z0-9])?$", key))])
+    error_message = "Each looker_instances key must be 1-12 characters: lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen."
+  }
+
+  validation {
+    condition     = alltrue([for i in values(var.looker_instances) : can(regex("^https://[^/?#\\s]+(:[0-9]+)?/?$", i.base_url))])
+    error_message = "Each looker_instances base_url must be an https:// URL with a host and no path, e.g. https://mycompany.cloud.looker.com."
+  }
+
+  validation {
+    # Two keys on one host would export the same events twice, with two cursors.
+    condition     = length(distinct([for i in values(var.looker_instances) : lower(trimsuffix(i.base_url, "/"))])) == length(var.looker_instances)
+    error_message = "Two looker_instances have the same base_url: give each Looker instance exactly one key."
+  }
+
+  validation {
+    condition     = alltrue([for i in values(var.looker_instances) : i.schedule == null || length(split(" ", trimspace(coalesce(i.schedule, "x")))) == 5])
+    error_message = "A looker_instances schedule must be a 5-field cron expression, e.g. \"*/10 * * * *\"."
+  }
+
+  validation {
+    condition     = alltrue([for i in values(var.looker_instances) : i.timeout_seconds == null || (coalesce(i.timeout_seconds, 0) >= 10 && coalesce(i.timeout_seconds, 0) <= 300)])
+    error_message = "A looker_instances timeout_seconds must be between 10 and 300."
+  }
+
+  validation {
+    condition     = alltrue([for i in values(var.looker_instances) : i.page_size == null || (coalesce(i.page_size, 0) >= 100 && coalesce(i.page_size, 0) <= 50000 && floor(coalesce(i.page_size, 0)) == coalesce(i.page_size, 0))])
+    error_message = "A looker_instances page_size must be a whole number between 100 and 50000."
+  }
+
+  validation {
+    condition     = alltrue([for i in values(var.looker_instances) : i.initial_lookback_minutes == null || (coalesce(i.initial_lookback_minutes, 0) >= 1 && coalesce(i.initial_lookback_minutes, 0) <= 43200)])
+    error_message = "A looker_instances initial_lookback_minutes must be between 1 and 43200 (30 days)."
   }
 }
 
 variable "looker_verify_ssl" {
-  description = "Verify the Looker TLS certificate (LOOKER_VERIFY_SSL). Only disable for a private instance with a self-signed certificate."
+  description = "Verify the Looker TLS certificate (LOOKER_VERIFY_SSL); the default of every instance without its own verify_ssl. Only disable for a private instance with a self-signed certificate."
   type        = bool
   default     = true
 }
 
 variable "looker_timeout_seconds" {
-  description = "Timeout of one Looker API call, in seconds (LOOKER_TIMEOUT_SECONDS)."
+  description = "Timeout of one Looker API call, in seconds (LOOKER_TIMEOUT_SECONDS); the default of every instance without its own timeout_seconds."
   type        = number
   default     = 120
 
@@ -73,7 +126,7 @@ variable "looker_timeout_seconds" {
 }
 
 variable "page_size" {
-  description = "Number of System Activity events fetched per Looker query (PAGE_SIZE)."
+  description = "Number of System Activity events fetched per Looker query (PAGE_SIZE); the default of every instance without its own page_size."
   type        = number
   default     = 5000
 
@@ -88,7 +141,7 @@ variable "page_size" {
 # ---------------------------------------------------------------------------
 
 variable "schedule" {
-  description = "Cron schedule (UTC) of the Cloud Scheduler job that triggers an export run."
+  description = "Cron schedule (UTC) of the Cloud Scheduler jobs that trigger an export run; the default of every instance without its own schedule."
   type        = string
   default     = "*/10 * * * *"
 
@@ -110,7 +163,7 @@ variable "log_name" {
 }
 
 variable "initial_lookback_minutes" {
-  description = "On the very first run (no cursor in the state bucket yet), export the events of the last N minutes (INITIAL_LOOKBACK_MINUTES)."
+  description = "On the very first run of an instance (no cursor in the state bucket yet), export the events of the last N minutes (INITIAL_LOOKBACK_MINUTES); the default of every instance without its own initial_lookback_minutes."
   type        = number
   default     = 10
 
@@ -177,5 +230,152 @@ variable "function_memory" {
   validation {
     condition     = can(regex("^[0-9]+(M|Mi|G|Gi)$", var.function_memory))
     error_message = "function_memory must be a size such as 256M, 512M or 1G."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Long retention (retention.tf)
+# ---------------------------------------------------------------------------
+
+variable "enable_long_retention" {
+  description = "Route the exported log to a dedicated log bucket kept for retention_days, and exclude it from the _Default bucket (so it is stored, and billed, once)."
+  type        = bool
+  default     = false
+}
+
+variable "retention_days" {
+  description = "Retention of the dedicated log bucket, in days (when enable_long_retention). Storage beyond the first 30 days is billed by Cloud Logging."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.retention_days >= 1 && var.retention_days <= 3650 && floor(var.retention_days) == var.retention_days
+    error_message = "retention_days must be a whole number of days between 1 and 3650."
+  }
+}
+
+variable "log_bucket_location" {
+  description = "Location of the dedicated log bucket: global, or a region/multi-region such as us-central1, eu, us (data residency). A BigQuery linked dataset is created in the same location."
+  type        = string
+  default     = "global"
+
+  validation {
+    condition     = can(regex("^(global|[a-z]+|[a-z]+-[a-z]+[0-9]+)$", var.log_bucket_location))
+    error_message = "log_bucket_location must be global, a multi-region such as eu or us, or a region such as us-central1."
+  }
+}
+
+variable "lock_log_bucket" {
+  description = "Lock the dedicated log bucket's retention: nobody can then delete the bucket or shorten its retention, nor delete entries before they expire. IRREVERSIBLE, and `terraform destroy` cannot remove a locked bucket."
+  type        = bool
+  default     = false
+}
+
+variable "enable_bigquery_linked_dataset" {
+  description = "Upgrade the dedicated log bucket to Log Analytics (irreversible) and link a BigQuery dataset to it, so analysts can query the audit trail with SQL (read-only, no copy). Needs enable_long_retention."
+  type        = bool
+  default     = false
+}
+
+# ---------------------------------------------------------------------------
+# Security signals and exporter health (alerts.tf)
+# ---------------------------------------------------------------------------
+
+variable "alerts" {
+  description = <<-EOT
+    Which log-based metrics and alert policies to create; each one can be switched off. Security signals (on the exported
+    log): login_failure_burst, role_changes, sudo_sessions, api_credentials, large_exports, downloads. Exporter health (on
+    the functions' own log): exporter_lag, exporter_failures, exporter_no_success. Switching one off removes its metric and
+    its alert policy.
+  EOT
+  type = object({
+    login_failure_burst = optional(bool, true)
+    role_changes        = optional(bool, true)
+    sudo_sessions       = optional(bool, true)
+    api_credentials     = optional(bool, true)
+    large_exports       = optional(bool, true)
+    downloads           = optional(bool, true)
+    exporter_lag        = optional(bool, true)
+    exporter_failures   = optional(bool, true)
+    exporter_no_success = optional(bool, true)
+  })
+  default = {}
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channels that every alert policy notifies, as full IDs: projects/PROJECT/notificationChannels/ID (create them in the console or with google_monitoring_notification_channel). Empty: incidents are only shown in the console."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[a-z0-9-]+/notificationChannels/[0-9]+$", c))])
+    error_message = "notification_channels must be full IDs such as projects/my-project/notificationChannels/1234567890."
+  }
+}
+
+variable "alert_window_seconds" {
+  description = "Window of the security-signal alerts, in seconds: events are counted over this long. The exporter writes an event up to one schedule interval plus settle_seconds after it happened, so keep it well above that (default 30 min for a 10 min schedule)."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.alert_window_seconds >= 600 && var.alert_window_seconds <= 86400 && var.alert_window_seconds % 60 == 0
+    error_message = "alert_window_seconds must be a whole number of minutes between 600 (10 min) and 86400 (1 day)."
+  }
+}
+
+variable "login_failure_threshold" {
+  description = "Alert when more than this many login_failure events of one Looker host fall in one alert window."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.login_failure_threshold >= 0 && floor(var.login_failure_threshold) == var.login_failure_threshold
+    error_message = "login_failure_threshold must be a whole number >= 0."
+  }
+}
+
+variable "large_export_row_count" {
+  description = "An export_query or download event with at least this many rows (attribute row_count) counts as a large data export; each one raises the large_exports alert."
+  type        = number
+  default     = 100000
+
+  validation {
+    condition     = var.large_export_row_count >= 1 && var.large_export_row_count <= 999999999999 && floor(var.large_export_row_count) == var.large_export_row_count
+    error_message = "large_export_row_count must be a whole number between 1 and 999999999999."
+  }
+}
+
+variable "download_threshold" {
+  description = "Alert when more than this many download events (any event whose name starts with download) of one Looker host fall in one alert window."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.download_threshold >= 0 && floor(var.download_threshold) == var.download_threshold
+    error_message = "download_threshold must be a whole number >= 0."
+  }
+}
+
+variable "exporter_max_lag_seconds" {
+  description = "Alert when an exporter falls behind by more than this many seconds: its reported lag (summary.lag_seconds) exceeds it, or it has had no successful run for this long."
+  type        = number
+  default     = 3600
+
+  validation {
+    # Cloud Monitoring accepts absence durations up to 23 h 30 min.
+    condition     = var.exporter_max_lag_seconds >= 900 && var.exporter_max_lag_seconds <= 84600 && var.exporter_max_lag_seconds % 60 == 0
+    error_message = "exporter_max_lag_seconds must be a whole number of minutes between 900 (15 min) and 84600 (23 h 30 min)."
+  }
+}
+
+variable "exporter_failed_runs_threshold" {
+  description = "Alert when more than this many runs of one exporter fail (\"Looker export failed\" at ERROR) within one hour. A failed run is retried, so one transient failure is normal."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.exporter_failed_runs_threshold >= 0 && floor(var.exporter_failed_runs_threshold) == var.exporter_failed_runs_threshold
+    error_message = "exporter_failed_runs_threshold must be a whole number >= 0."
   }
 }

@@ -1,0 +1,26 @@
+# The Looker instances (var.looker_instances) with the stack-wide defaults
+# filled in, and the filter of the exported log. One scheduler job, topic,
+# function, runtime service account, secret and cursor object per key.
+#
+# This file only holds locals, so the tests can evaluate it with
+# `terraform console` (and variables.tf) without downloading any provider.
+
+locals {
+  # Each Looker instance, with the stack-wide defaults filled in. The key is
+  # part of every per-instance name and of the cursor's object path.
+  instances = {
+    for key, inst in var.looker_instances : key => {
+      base_url                 = trimsuffix(inst.base_url, "/")
+      host                     = regex("^https://([^/?#]+)", trimsuffix(inst.base_url, "/"))[0] # = labels.looker_host (port included)
+      schedule                 = coalesce(inst.schedule, var.schedule)
+      verify_ssl               = inst.verify_ssl != null ? inst.verify_ssl : var.looker_verify_ssl
+      timeout_seconds          = coalesce(inst.timeout_seconds, var.looker_timeout_seconds)
+      page_size                = coalesce(inst.page_size, var.page_size)
+      initial_lookback_minutes = coalesce(inst.initial_lookback_minutes, var.initial_lookback_minutes)
+      function_name            = "${var.name_prefix}-${key}-export"
+    }
+  }
+
+  log_filter          = "logName=\"projects/${var.project_id}/logs/${var.log_name}\""
+  logs_explorer_query = local.log_filter
+}
