@@ -100,3 +100,18 @@ def stack(data: SystemActivity, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sta
     logging.stop()
     secrets.stop()
     gcs.stop()
+
+
+#: Rows of the fault table: what each fault-injection test saw once the redeliveries were done.
+FAULT_COUNTS: list[dict[str, Any]] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the fault table (events expected, found, duplicates, placeholders) after the run."""
+    if not FAULT_COUNTS:
+        return
+    columns = ("fault", "expected", "found", "duplicates", "dedup_ignored", "placeholders", "shrunk", "runs")
+    terminalreporter.write_sep("-", "fault injection: what Cloud Logging held after the redeliveries")
+    terminalreporter.write_line(" | ".join(columns))
+    for row in FAULT_COUNTS:
+        terminalreporter.write_line(" | ".join(str(row.get(column, "")) for column in columns))
