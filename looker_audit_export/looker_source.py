@@ -74,10 +74,13 @@ class _LastResponse:
 
     status: int | None = None
     path: str = ""
+    retry_after: float = 0.0
 
     def hook(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.status = response.status_code
         self.path = requests.utils.urlparse(response.url).path
+        raw = response.headers.get("Retry-After", "")
+        self.retry_after = min(float(raw), _BACKOFF_CAP_SECONDS) if raw.strip().isdigit() else 0.0
 
 
 @dataclass
@@ -176,7 +179,7 @@ class LookerSource:
             remaining = deadline - time.monotonic()
             if remaining <= 1:
                 raise LookerUnavailable(f"time budget exhausted before the {view} query to {self.host}")
-            self._last.status, self._last.path = None, ""
+            self._last.status, self._last.path, self._last.retry_after = None, "", 0.0
             try:
                 self.query_calls += 1
                 text = self.sdk().run_inline_query(
@@ -200,6 +203,7 @@ class LookerSource:
             if attempt == _MAX_ATTEMPTS:
                 break
             delay = min(_BACKOFF_CAP_SECONDS, self.backoff_seconds * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+            delay = max(delay, self._last.retry_after)  # a 429 or 503 may say how long to wait
             if time.monotonic() + delay >= deadline:
                 break
             log.warning("%s; retrying in %.1fs (attempt %d of %d)", problem, delay, attempt, _MAX_ATTEMPTS)

@@ -108,8 +108,11 @@ def no_secret_anywhere(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFi
 @pytest.mark.parametrize("fault", [500, 502, 503, 429, "truncate", "not_json"])
 def test_looker_transient_answers_are_retried(stack: Stack, fault: int | str) -> None:
     stack.looker.inject(fault, path_contains="queries", times=2)
+    started = time.monotonic()
     summary, failures = deliver(stack.exporter(**FAST))
     assert not failures and summary.caught_up
+    if fault == 429:  # Looker's Retry-After (1 s) is honoured over the shorter backoff
+        assert time.monotonic() - started >= 2
     verify(stack, f"Looker {fault} on a query (x2)", runs=1)
 
 
