@@ -165,13 +165,22 @@ class CloudLoggingSink:
             raise SinkError(f"Cloud Logging denied the write ({exc.message}): grant the function's service "
                             "account roles/logging.logWriter on the project") from None
         except _TRANSIENT as exc:
-            raise SinkError(f"Cloud Logging kept failing ({exc.__class__.__name__}: {exc.message}) "
-                            "until the time budget ran out") from None
+            raise SinkError(_gave_up(exc)) from None
         except gexc.RetryError as exc:
-            raise SinkError(f"Cloud Logging kept failing until the time budget ran out: {exc.cause}") from None
+            raise SinkError(_gave_up(exc.cause)) from None
         except gexc.GoogleAPICallError as exc:
             raise SinkError(f"Cloud Logging refused the write: {exc.code} {exc.message}") from None
         return {}
+
+
+def _gave_up(cause: Exception | None) -> str:
+    """What to say when transient errors outlasted the retries: the last error, and what to check."""
+    last = f"{cause.__class__.__name__}: {getattr(cause, 'message', None) or cause}" if cause else "no answer"
+    hint = ("the project's Cloud Logging write quota is exhausted: the next run continues from the cursor; "
+            "if it persists, raise the Cloud Logging API's write quota for the project"
+            if isinstance(cause, gexc.ResourceExhausted) else
+            "Cloud Logging was unavailable: the next run continues from the cursor")
+    return f"Cloud Logging kept failing until the time budget ran out ({last}); {hint}"
 
 
 def _partial_errors(exc: gexc.GoogleAPICallError) -> dict[int, str]:
