@@ -221,24 +221,26 @@ def chart(results_dir: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(8, 5))
-    styles = {"results.json": ("loopback", "-"), "results-latency.json": ("with simulated latency", "--")}
-    for name, (what, line) in styles.items():
+    styles = {"results.json": ("loopback", "-", "tab:blue", "tab:red"),
+              "results-latency.json": ("with simulated latency", "--", "tab:green", "tab:orange")}
+    for name, (what, line, colour, baseline_colour) in styles.items():
         path = results_dir / name
         if not path.exists():
             continue
         found = json.loads(path.read_text())
         ours = found["exports"]
         axes.plot([r["events"] for r in ours], [r["events_per_second"] for r in ours], line, marker="o",
-                  color="tab:blue", label=f"batched export ({what})")
+                  color=colour, label=f"batched export ({what})")
         for r in ours:
             axes.annotate(f"{r['events_per_second']:,.0f}", (r["events"], r["events_per_second"]),
-                          textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
+                          textcoords="offset points", xytext=(0, 7) if line == "-" else (0, -14),
+                          ha="center", fontsize=8)
         base = found["baseline"]
         axes.plot([base["events"]], [base["events_per_second"]], marker="s", linestyle="none",
-                  color="tab:red", markerfacecolor="none" if line == "--" else "tab:red",
+                  color=baseline_colour,
                   label=f"one entry per write call ({what}): {found['ratio']:.0f}x slower")
         axes.annotate(f"{base['events_per_second']:,.0f}", (base["events"], base["events_per_second"]),
-                      textcoords="offset points", xytext=(0, -13), ha="center", fontsize=8)
+                      textcoords="offset points", xytext=(12, -3), ha="left", fontsize=8)
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("events exported (N)")
