@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 DEFAULT_LOG_NAME = "looker_system_activity_logs"
+DEFAULT_HISTORY_LOG_NAME = "looker_query_history"
+#: The System Activity streams the exporter knows: events (always useful) and query history (opt-in).
+STREAMS = ("events", "history")
 _SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]{1,255}/versions/(latest|[1-9][0-9]*)$")
 _LOG_ID = re.compile(r"^[A-Za-z0-9_.\-/]{1,512}$")
 _PROJECT_ID = re.compile(r"^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
@@ -28,6 +31,9 @@ class Config:
     credentials_secret: str | None
     state_uri: str | None
     log_name: str = DEFAULT_LOG_NAME
+    streams: tuple[str, ...] = ("events",)
+    history_log_name: str = DEFAULT_HISTORY_LOG_NAME
+    history_max_running_minutes: int = 60
     initial_lookback_minutes: int = 10
     settle_seconds: int = 60
     looker_verify_ssl: bool = True
@@ -48,8 +54,12 @@ class Config:
 
     @property
     def log_resource_name(self) -> str:
-        """The full ``logName`` the entries are written to."""
-        return f"projects/{self.project}/logs/{self.log_name.replace('/', '%2F')}"
+        """The full ``logName`` the event entries are written to."""
+        return self.log_resource(self.log_name)
+
+    def log_resource(self, log_id: str) -> str:
+        """The full ``logName`` of a log ID in this project (the ID URL-encoded, as the API wants)."""
+        return f"projects/{self.project}/logs/{log_id.replace('/', '%2F')}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, local: bool = False) -> Config:
@@ -66,6 +76,11 @@ class Config:
             state_uri=None if local and not _value(env, "STATE_URI") else _state_uri(env),
             log_name=_matching(env, "LOG_NAME", _LOG_ID, "a log ID of letters, digits, '_', '-', '.', '/'",
                                default=DEFAULT_LOG_NAME),
+            streams=_streams(env),
+            history_log_name=_matching(env, "HISTORY_LOG_NAME", _LOG_ID,
+                                       "a log ID of letters, digits, '_', '-', '.', '/'",
+                                       default=DEFAULT_HISTORY_LOG_NAME),
+            history_max_running_minutes=_integer(env, "HISTORY_MAX_RUNNING_MINUTES", 60, 1, 24 * 60),
             initial_lookback_minutes=_integer(env, "INITIAL_LOOKBACK_MINUTES", 10, 1, 60 * 24 * 30),
             settle_seconds=_integer(env, "SETTLE_SECONDS", 60, 0, 3600),
             looker_verify_ssl=_boolean(env, "LOOKER_VERIFY_SSL", True),
@@ -78,6 +93,15 @@ class Config:
             logging_emulator_host=_host_port(env, "LOGGING_EMULATOR_HOST"),
             secret_manager_emulator_host=_host_port(env, "SECRET_MANAGER_EMULATOR_HOST"),
         )
+
+
+def _streams(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = _value(env, "EXPORT_STREAMS") or "events"
+    names = tuple(dict.fromkeys(name.strip().lower() for name in raw.split(",") if name.strip()))
+    unknown = [name for name in names if name not in STREAMS]
+    if unknown or not names:
+        raise ConfigError(f"EXPORT_STREAMS={raw!r} is invalid: it must list some of {', '.join(STREAMS)}")
+    return names
 
 
 def _value(env: Mapping[str, str], name: str) -> str | None:

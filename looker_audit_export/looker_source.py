@@ -18,7 +18,7 @@ from looker_sdk.sdk.api40 import methods as methods40
 from looker_sdk.sdk.api40 import models as models40
 
 from .credentials import LookerCredentials
-from .mapping import LookerUser, event_id
+from .mapping import LookerUser, whole_number
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,11 @@ EVENT_FIELDS = (
 )
 ATTRIBUTE_FIELDS = ("event_attribute.id", "event_attribute.event_id", "event_attribute.name",
                     "event_attribute.value")
+HISTORY_FIELDS = (
+    "history.id", "history.created_time", "history.completed_time", "history.status", "history.source",
+    "history.runtime", "history.result_source", "history.message", "history.dashboard_id", "history.look_id",
+    "query.id", "query.model", "query.view", "user.id", "user.email", "user.name",
+)
 USER_FIELDS = ("user.id", "user.email", "user.name", "permission_set.name", "permission_set.permissions")
 ATTRIBUTE_PAGE_ROWS = 20_000
 _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -37,6 +42,20 @@ _MAX_ATTEMPTS = 6
 _BACKOFF_SECONDS = 1.0
 _BACKOFF_CAP_SECONDS = 30.0
 _ERROR_TEXT_CHARS = 300
+
+
+@dataclass(frozen=True)
+class Explore:
+    """A System Activity explore read with a keyset on its id."""
+
+    view: str
+    fields: tuple[str, ...]
+    id_field: str
+    time_field: str
+
+
+EVENTS = Explore("event", EVENT_FIELDS, "event.id", "event.created_time")
+HISTORY = Explore("history", HISTORY_FIELDS, "history.id", "history.created_time")
 
 
 class LookerError(RuntimeError):
@@ -118,14 +137,14 @@ class LookerSource:
             )
         return self._sdk
 
-    def events(self, *, after_id: int | None, since: datetime | None, until: datetime, limit: int,
-               deadline: float) -> list[dict[str, Any]]:
-        """One keyset page of events with ``event.id > after_id`` created before ``until``, by id."""
+    def page(self, explore: Explore, *, after_id: int | None, since: datetime | None, until: datetime,
+             limit: int, deadline: float) -> list[dict[str, Any]]:
+        """One keyset page: rows with an id above ``after_id``, created before ``until``, in id order."""
         created = f"{looker_time(since)} to {looker_time(until)}" if since else f"before {looker_time(until)}"
-        filters = {"event.created_time": created}
+        filters = {explore.time_field: created}
         if after_id is not None:
-            filters["event.id"] = f">{after_id}"
-        return self._query("event", EVENT_FIELDS, filters, ["event.id"], limit, deadline)
+            filters[explore.id_field] = f">{after_id}"
+        return self._query(explore.view, explore.fields, filters, [explore.id_field], limit, deadline)
 
     def attributes(self, first_id: int, last_id: int, *, until: datetime,
                    deadline: float) -> dict[int, list[tuple[str, Any]]]:
@@ -139,13 +158,13 @@ class LookerSource:
             rows = self._query("event_attribute", ATTRIBUTE_FIELDS, filters, ["event_attribute.id"],
                                ATTRIBUTE_PAGE_ROWS, deadline)
             for row in rows:
-                owner = event_id({"event.id": row.get("event_attribute.event_id")})
+                owner = whole_number(row.get("event_attribute.event_id"))
                 if owner is not None:
                     found.setdefault(owner, []).append((str(row.get("event_attribute.name")),
                                                         row.get("event_attribute.value")))
             if len(rows) < ATTRIBUTE_PAGE_ROWS:
                 return found
-            next_after = event_id({"event.id": rows[-1].get("event_attribute.id")})
+            next_after = whole_number(rows[-1].get("event_attribute.id"))
             if next_after is None or (after is not None and next_after <= after):
                 raise LookerError("Looker returned event_attribute rows without increasing numeric ids")
             after = next_after
@@ -160,7 +179,7 @@ class LookerSource:
         permissions: dict[int, set[str]] = {}
         users: dict[int, LookerUser] = {}
         for row in rows:
-            number = event_id({"event.id": row.get("user.id")})
+            number = whole_number(row.get("user.id"))
             if number is None:
                 continue
             permissions.setdefault(number, set()).update(_permission_list(row.get("permission_set.permissions")))

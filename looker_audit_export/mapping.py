@@ -18,7 +18,7 @@ from typing import Any
 
 from google.cloud.audit.audit_log_pb2 import AuditLog
 from google.cloud.logging_v2.types import LogEntry
-from google.logging.type.log_severity_pb2 import INFO, NOTICE, WARNING
+from google.logging.type.log_severity_pb2 import ERROR, INFO, NOTICE, WARNING
 from google.protobuf.message import Message
 from google.protobuf.struct_pb2 import Struct
 
@@ -92,9 +92,8 @@ class EntryContext:
     fallback_time: datetime
 
 
-def event_id(row: Mapping[str, Any]) -> int | None:
-    """The numeric ``event.id`` of a row, or None when it is missing or not a whole number."""
-    value = row.get("event.id")
+def whole_number(value: Any) -> int | None:
+    """A Looker id as an int, or None when it is missing or not a whole number."""
     if type(value) is int:  # the common case, first
         return value  # type: ignore[no-any-return]
     if isinstance(value, bool):
@@ -108,14 +107,23 @@ def event_id(row: Mapping[str, Any]) -> int | None:
     return None
 
 
+def event_id(row: Mapping[str, Any]) -> int | None:
+    """The numeric ``event.id`` of a row, or None when it is missing or not a whole number."""
+    return whole_number(row.get("event.id"))
+
+
 def insert_id(host: str, row: Mapping[str, Any]) -> str:
     """Deterministic ``insertId``: ``looker-<host>-event-<id>``, so a retried write never duplicates."""
     number = event_id(row)
     if number is not None:
         return f"looker-{host}-event-{number}"
-    raw = row.get("event.id")
-    key = clean_text(str(raw)) if raw not in (None, "") else repr(sorted(row.items(), key=str))
-    return f"looker-{host}-event-x{hashlib.sha256(key.encode('utf-8', 'replace')).hexdigest()[:24]}"
+    return f"looker-{host}-event-{_digest(row.get('event.id'), row)}"
+
+
+def _digest(raw_id: Any, row: Mapping[str, Any]) -> str:
+    """A stable stand-in for an id that is not a whole number: ``x`` and a hash of the id, or of the row."""
+    key = clean_text(str(raw_id)) if raw_id not in (None, "") else repr(sorted(row.items(), key=str))
+    return f"x{hashlib.sha256(key.encode('utf-8', 'replace')).hexdigest()[:24]}"
 
 
 def parse_looker_time(value: Any) -> datetime | None:
@@ -325,18 +333,8 @@ def _resource_name(host: str, attributes: Mapping[str, Any]) -> str:
     return host
 
 
-def _number(value: Any) -> int | None:
-    """``event_id`` of a bare value."""
-    kind = type(value)
-    if kind is int:
-        return value  # type: ignore[no-any-return]
-    if value is None or kind is bool:
-        return None
-    return event_id({"event.id": value})
-
-
 def _user(users: Mapping[int, LookerUser], value: Any) -> tuple[int | None, LookerUser | None]:
-    number = _number(value)
+    number = whole_number(value)
     return number, (users.get(number) if number is not None else None)
 
 
@@ -451,6 +449,79 @@ def to_log_entry(event: LookerEvent, ctx: EntryContext) -> Message:
         entry = shrink(entry, MAX_ENTRY_BYTES)
         if entry.ByteSize() > MAX_ENTRY_BYTES:
             return placeholder(event, ctx, f"the event does not fit in {MAX_ENTRY_BYTES} bytes even when shrunk")
+    return entry
+
+
+#: Query history: ``history.status`` to the ``google.rpc.Code`` and severity of the entry.
+HISTORY_STATUS: dict[str, tuple[int, int]] = {
+    "complete": (0, INFO), "cache_only_miss": (5, INFO), "killed": (1, WARNING), "error": (_UNKNOWN_CODE, ERROR),
+    "running": (_UNKNOWN_CODE, WARNING),
+}
+_HISTORY_RESPONSE = (
+    ("query.model", "model"), ("query.view", "view"), ("history.runtime", "runtime_seconds"),
+    ("history.result_source", "result_source"), ("history.dashboard_id", "dashboard_id"),
+    ("history.look_id", "look_id"), ("query.id", "query_id"), ("history.completed_time", "completed_time"),
+    ("history.message", "message"),
+)
+
+
+def to_history_entry(row: Mapping[str, Any], ctx: EntryContext) -> Message:
+    """Map one query history row to an audit-log-shaped LogEntry; never raises on bad data.
+
+    ``methodName`` is ``lookerapp.query.<source>``, the principal is the user's email, ``status``
+    follows ``history.status`` (errors at severity ERROR), ``response`` holds the query's model, view,
+    runtime, result source, dashboard and look ids, and the raw row under ``looker``.
+    """
+    host = ctx.looker_host
+    number = whole_number(row.get("history.id"))
+    created = _created_seconds(row.get("history.created_time"))
+    source = _token(row.get("history.source"), "unknown")
+    status_text = _capped(row.get("history.status") or "unknown")
+    code, level = HISTORY_STATUS.get(status_text, (_UNKNOWN_CODE, WARNING))
+    problems = []
+    if number is None:
+        problems.append(f"history.id {row.get('history.id')!r} is not a whole number")
+    if created is None:
+        problems.append(f"history.created_time {row.get('history.created_time')!r} is missing or not a datetime")
+    method = f"lookerapp.query.{source}"
+    subject = next((f"{collection}/{_capped(row[field])}" for field, collection in
+                    (("history.dashboard_id", "dashboards"), ("history.look_id", "looks"), ("query.id", "queries"))
+                    if row.get(field) not in (None, "")), "")
+    audit = AuditLog(service_name=SERVICE_NAME, method_name=method,
+                     resource_name=f"{host}/{subject}" if subject else host)
+    audit.status.code = code
+    audit.status.message = _capped(row.get("history.message") or status_text) if code else status_text
+    email = row.get("user.email")
+    if email:
+        audit.authentication_info.principal_email = _capped(email)
+        audit.authentication_info.principal_subject = f"user:{_capped(email)}"
+    principal = {"looker_user_id": whole_number(row.get("user.id")),
+                 "looker_user_name": _json_value(row.get("user.name"))}
+    _set_struct(audit.authentication_info.third_party_principal, principal)
+    response = {name: _json_value(row[field]) for field, name in _HISTORY_RESPONSE if row.get(field) is not None}
+    response["status"] = status_text
+    response["looker"] = {str(key): _json_value(value) for key, value in row.items()}
+    if problems:
+        response["export_problems"] = problems
+    _set_struct(audit.response, response)
+
+    raw_id = row.get("history.id")
+    ident = f"looker-{host}-history-{number if number is not None else _digest(raw_id, row)}"
+    entry = LogEntryPb(log_name=ctx.log_name, insert_id=ident, severity=WARNING if problems and level < WARNING
+                       else level)
+    entry.resource.type = RESOURCE_TYPE
+    entry.resource.labels["service"] = SERVICE_NAME
+    entry.resource.labels["method"] = method
+    entry.labels["looker_host"] = host
+    entry.labels["query_source"] = source
+    entry.labels["query_status"] = status_text
+    seconds, nanos = created or _seconds(ctx.fallback_time)
+    entry.timestamp.seconds, entry.timestamp.nanos = seconds, nanos
+    entry.proto_payload.Pack(audit)
+    if entry.ByteSize() > MAX_ENTRY_BYTES:
+        entry = shrink(entry, MAX_ENTRY_BYTES)
+        if entry.ByteSize() > MAX_ENTRY_BYTES:
+            return placeholder(entry, ctx, f"the query history row does not fit in {MAX_ENTRY_BYTES} bytes")
     return entry
 
 

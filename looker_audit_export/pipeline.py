@@ -6,7 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from .config import Config, ConfigError
 from .credentials import CachedCredentials, LookerCredentials
 from .logs import mask_secret
-from .looker_source import LookerSource
+from .looker_source import EVENTS, HISTORY, Explore, LookerSource
 from .mapping import (
     SHRUNK_ENTRY_BYTES,
     EntryContext,
@@ -25,7 +25,9 @@ from .mapping import (
     parse_looker_time,
     placeholder,
     shrink,
+    to_history_entry,
     to_log_entry,
+    whole_number,
 )
 from .sink import CloudLoggingSink, Sink, WriteStats, logging_client
 from .state import Cursor, MemoryStateStore, StateStore, state_store
@@ -34,8 +36,27 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class StreamSummary:
+    """What one run did for one stream."""
+
+    read: int = 0
+    written: int = 0
+    held_back: int = 0
+    cursor_before: int | None = None
+    cursor_after: int | None = None
+    newest_time: str | None = None
+    lag_seconds: float | None = None
+    caught_up: bool = False
+
+
+@dataclass
 class RunSummary:
-    """What one run did; logged as one structured line at its end."""
+    """What one run did; logged as one structured line at its end.
+
+    The top-level counts cover every stream; ``cursor_*``, ``newest_event_time`` and ``lag_seconds``
+    are the events stream's. ``lag_seconds`` is 0 when caught up, else how far behind the newest
+    exported event is.
+    """
 
     events_read: int = 0
     events_written: int = 0
@@ -49,9 +70,12 @@ class RunSummary:
     pages: int = 0
     cursor_before: int | None = None
     cursor_after: int | None = None
+    newest_event_time: str | None = None
+    lag_seconds: float | None = None
     duration_seconds: float = 0.0
     caught_up: bool = False
     error: str | None = None
+    streams: dict[str, StreamSummary] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,11 +89,19 @@ class ExportError(RuntimeError):
         self.summary = summary
 
 
+@dataclass(frozen=True)
+class Window:
+    """A fixed range to export (a backfill) instead of "from the cursor to now"."""
+
+    since: datetime
+    until: datetime
+
+
 #: A row time further than this after the settle point cannot be true (the query asked for rows before now).
 IMPLAUSIBLE_FUTURE = timedelta(days=1)
 
 
-def settled_prefix(rows: list[dict[str, Any]], until: datetime) -> int:
+def settled_prefix(rows: list[dict[str, Any]], until: datetime, time_field: str = "event.created_time") -> int:
     """How many leading rows (in id order) were created before ``until`` and may be exported now.
 
     Rows without a readable time, or with a time implausibly far in the future, count as settled, or
@@ -77,18 +109,31 @@ def settled_prefix(rows: list[dict[str, Any]], until: datetime) -> int:
     """
     horizon = until + IMPLAUSIBLE_FUTURE
     for index, row in enumerate(rows):
-        created = parse_looker_time(row.get("event.created_time"))
+        created = parse_looker_time(row.get(time_field))
         if created is not None and until <= created < horizon:
             return index
     return len(rows)
 
 
-def unique_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows with a repeated numeric ``event.id`` removed; the first one is kept."""
+def finished_prefix(rows: list[dict[str, Any]], now: datetime, max_running: timedelta) -> int:
+    """How many leading history rows have finished; a query running past ``max_running`` counts as finished.
+
+    A running query's row changes when it ends, so the cursor must not pass it while it may still end.
+    """
+    for index, row in enumerate(rows):
+        running = row.get("history.completed_time") in (None, "") or row.get("history.status") == "running"
+        started = parse_looker_time(row.get("history.created_time"))
+        if running and started is not None and now - started < max_running:
+            return index
+    return len(rows)
+
+
+def unique_rows(rows: Iterable[dict[str, Any]], id_field: str = "event.id") -> list[dict[str, Any]]:
+    """Rows with a repeated numeric id removed; the first one is kept."""
     seen: set[int] = set()
     kept: list[dict[str, Any]] = []
     for row in rows:
-        number = event_id(row)
+        number = whole_number(row.get(id_field))
         if number is not None:
             if number in seen:
                 continue
@@ -101,7 +146,7 @@ def _user_ids(rows: Iterable[Mapping[str, Any]]) -> set[int]:
     found: set[int] = set()
     for row in rows:
         for key in ("event.user_id", "event.sudo_user_id"):
-            number = event_id({"event.id": row.get(key)})
+            number = whole_number(row.get(key))
             if number is not None:
                 found.add(number)
     return found
@@ -118,6 +163,58 @@ def _neighbour_time(times: list[datetime | None], index: int) -> datetime | None
     return None
 
 
+class _Stream:
+    """How one System Activity explore becomes log entries; the run loop is shared."""
+
+    name = ""
+    explore: Explore
+    context: EntryContext
+
+    def ready(self, rows: list[dict[str, Any]], until: datetime, now: datetime) -> int:
+        """How many leading rows may be exported now (the rest wait for a later run)."""
+        return settled_prefix(rows, until, self.explore.time_field)
+
+    def entries(self, page: list[dict[str, Any]], ids: list[int], now: datetime, deadline: float) -> list[Message]:
+        raise NotImplementedError
+
+
+class _EventsStream(_Stream):
+    name = "events"
+    explore = EVENTS
+
+    def __init__(self, source: LookerSource, context: EntryContext, users: dict[int, LookerUser]) -> None:
+        self.source, self.context, self.users = source, context, users
+
+    def entries(self, page: list[dict[str, Any]], ids: list[int], now: datetime, deadline: float) -> list[Message]:
+        attributes = self.source.attributes(min(ids), max(ids), until=now, deadline=deadline) if ids else {}
+        missing = _user_ids(page) - self.users.keys()
+        if missing:
+            self.users.update(self.source.users(missing, until=now, deadline=deadline))
+        times = [parse_looker_time(row.get("event.created_time")) for row in page]
+        entries = []
+        for index, row in enumerate(page):
+            row_context = self.context
+            if times[index] is None:  # no readable time: take a neighbour's, the same again on a redo
+                fallback = _neighbour_time(times, index) or self.context.fallback_time
+                row_context = replace(self.context, fallback_time=fallback)
+            entries.append(to_log_entry(LookerEvent(row, attributes.get(event_id(row) or -1, ())), row_context))
+        return entries
+
+
+class _HistoryStream(_Stream):
+    name = "history"
+    explore = HISTORY
+
+    def __init__(self, context: EntryContext, max_running: timedelta) -> None:
+        self.context, self.max_running = context, max_running
+
+    def ready(self, rows: list[dict[str, Any]], until: datetime, now: datetime) -> int:
+        return min(super().ready(rows, until, now), finished_prefix(rows, now, self.max_running))
+
+    def entries(self, page: list[dict[str, Any]], ids: list[int], now: datetime, deadline: float) -> list[Message]:
+        return [to_history_entry(row, self.context) for row in page]
+
+
 class Exporter:
     """Runs exports for one configuration; keeps its clients (and the Looker session) between runs."""
 
@@ -129,15 +226,20 @@ class Exporter:
         self.store = store
         self.clock = clock
 
-    def run(self) -> RunSummary:
-        """Export what is settled after the cursor, within the time budget; raise ExportError on failure."""
+    def run(self, window: Window | None = None,
+            on_page: Callable[[str, StreamSummary, datetime | None], None] | None = None) -> RunSummary:
+        """Export what is settled after the cursor (within ``window`` if given) inside the time budget.
+
+        ``on_page(stream, stream_summary, newest_time)`` is called after each page is committed.
+        Raises ExportError, with the summary of what was done, when anything was left unwritten.
+        """
         started = time.monotonic()
         deadline = started + self.config.run_budget_seconds
         summary = RunSummary()
         self.sink.stats = WriteStats()
         self.source.query_calls = 0
         try:
-            self._run(summary, deadline)
+            self._run(summary, deadline, window, on_page)
         except Exception as exc:  # every failure is reported with what was done so far
             summary.error = str(exc)
             raise ExportError(str(exc), summary) from exc
@@ -150,74 +252,107 @@ class Exporter:
             summary.bytes_sent = stats.bytes_sent
             summary.query_calls = self.source.query_calls
             summary.duration_seconds = round(time.monotonic() - started, 3)
+            events = summary.streams.get("events")
+            if events is not None:
+                summary.cursor_before, summary.cursor_after = events.cursor_before, events.cursor_after
+                summary.newest_event_time, summary.lag_seconds = events.newest_time, events.lag_seconds
+            summary.caught_up = bool(summary.streams) and all(s.caught_up for s in summary.streams.values())
         return summary
 
-    def _run(self, summary: RunSummary, deadline: float) -> None:
-        config = self.config
-        host = config.looker_host
+    def _streams(self, now: datetime) -> list[_Stream]:
+        config, host = self.config, self.config.looker_host
+        streams: list[_Stream] = []
+        if "events" in config.streams:
+            users: dict[int, LookerUser] = {}
+            context = EntryContext(config.log_resource_name, host, users, fallback_time=now)
+            streams.append(_EventsStream(self.source, context, users))
+        if "history" in config.streams:
+            context = EntryContext(config.log_resource(config.history_log_name), host, {}, fallback_time=now)
+            streams.append(_HistoryStream(context, timedelta(minutes=config.history_max_running_minutes)))
+        return streams
+
+    def _run(self, summary: RunSummary, deadline: float, window: Window | None,
+             on_page: Callable[[str, StreamSummary, datetime | None], None] | None) -> None:
+        host = self.config.looker_host
         stored, token = self.store.load(deadline=deadline)
         cursor = Cursor.from_json(stored, self.store.uri, host) if stored else Cursor(host)
-        summary.cursor_before = summary.cursor_after = cursor.last_event_id
         now = self.clock().replace(microsecond=0)
-        until = now - timedelta(seconds=config.settle_seconds)
-        since = None
-        if cursor.last_event_id is None:
-            since = parse_looker_time(cursor.not_before) or now - timedelta(minutes=config.initial_lookback_minutes)
-        users: dict[int, LookerUser] = {}
-        context = EntryContext(config.log_resource_name, host, users, fallback_time=now)
+        for stream in self._streams(now):
+            stream_summary = summary.streams.setdefault(stream.name, StreamSummary())
+            token = self._run_stream(stream, cursor, token, now, deadline, window, summary, stream_summary,
+                                     on_page)
 
+    def _run_stream(self, stream: _Stream, cursor: Cursor, token: int, now: datetime, deadline: float,
+                    window: Window | None, summary: RunSummary, result: StreamSummary,
+                    on_page: Callable[[str, StreamSummary, datetime | None], None] | None) -> int:
+        """The page loop of one stream; returns the cursor's new version token."""
+        config, explore = self.config, stream.explore
+        position = cursor.position(stream.name)
+        result.cursor_before = result.cursor_after = position.last_id
+        upper = min(now, window.until) if window else now
+        until = min(now - timedelta(seconds=config.settle_seconds), upper)
+        since = None
+        if position.last_id is None:
+            default_start = window.since if window else now - timedelta(minutes=config.initial_lookback_minutes)
+            since = parse_looker_time(position.not_before) or default_start
         while True:
             page_started = time.monotonic()
-            rows = self.source.events(after_id=cursor.last_event_id, since=since, until=now,
-                                      limit=config.page_size, deadline=deadline)
+            rows = self.source.page(explore, after_id=position.last_id, since=since, until=upper,
+                                    limit=config.page_size, deadline=deadline)
             summary.pages += 1
             summary.events_read += len(rows)
-            ready = settled_prefix(rows, until)
+            result.read += len(rows)
+            ready = stream.ready(rows, until, now)
+            result.held_back += len(rows) - ready
             summary.held_back_unsettled += len(rows) - ready
-            page = unique_rows(rows[:ready])
+            page = unique_rows(rows[:ready], explore.id_field)
             summary.duplicate_rows += ready - len(page)
-            ids = [number for number in map(event_id, page) if number is not None]
+            ids = [number for number in (whole_number(row.get(explore.id_field)) for row in page)
+                   if number is not None]
+            written_before = self.sink.stats.entries_written
             if page:
-                self._write(page, ids, context, users, now, deadline)
+                self.sink.write(stream.entries(page, ids, now, deadline), deadline=deadline,
+                                shrink=self._shrink, placeholder=self._placeholder(stream))
+            result.written += self.sink.stats.entries_written - written_before
+            newest = max((t for t in (parse_looker_time(r.get(explore.time_field)) for r in page) if t),
+                         default=None)
+            if newest is not None:
+                result.newest_time = newest.isoformat()
             if ids:
-                cursor.last_event_id = max(ids)
-                cursor.not_before = None
-            elif cursor.last_event_id is None:
-                cursor.not_before = (since if since and since > until else until).strftime("%Y-%m-%d %H:%M:%S")
-            if ids or cursor.last_event_id is None:
+                position.last_id, position.not_before = max(ids), None
+            elif position.last_id is None:
+                position.not_before = (since if since and since > until else until).strftime("%Y-%m-%d %H:%M:%S")
+            if ids or position.last_id is None:
                 cursor.updated_at = now.isoformat()
                 token = self.store.save(cursor.to_json(), token, deadline=deadline)
-                summary.cursor_after = cursor.last_event_id
-            if len(rows) < config.page_size or ready < len(rows) or not ids:
-                summary.caught_up = len(rows) < config.page_size or ready < len(rows)
-                return
-            page_seconds = time.monotonic() - page_started
-            if deadline - time.monotonic() < 2 * page_seconds + 5:
-                log.info("Time budget nearly spent after %d pages; the next run continues from event %s",
-                         summary.pages, cursor.last_event_id)
-                return
+                result.cursor_after = position.last_id
+            if on_page is not None:
+                on_page(stream.name, result, newest)
+            done = len(rows) < config.page_size or ready < len(rows)
+            if done or not ids:
+                result.caught_up = done
+                break
+            if deadline - time.monotonic() < 2 * (time.monotonic() - page_started) + 5:
+                log.info("Time budget nearly spent after %d pages; the next run continues %s from id %s",
+                         summary.pages, stream.name, position.last_id)
+                break
+        result.lag_seconds = 0.0 if result.caught_up else (
+            round((now - datetime.fromisoformat(result.newest_time)).total_seconds(), 1)
+            if result.newest_time else None)
+        return token
 
-    def _write(self, page: list[dict[str, Any]], ids: list[int], context: EntryContext,
-               users: dict[int, LookerUser], now: datetime, deadline: float) -> None:
-        attributes = self.source.attributes(min(ids), max(ids), until=now, deadline=deadline) if ids else {}
-        missing = _user_ids(page) - users.keys()
-        if missing:
-            users.update(self.source.users(missing, until=now, deadline=deadline))
-        times = [parse_looker_time(row.get("event.created_time")) for row in page]
-        entries = []
-        for index, row in enumerate(page):
-            row_context = context
-            if times[index] is None:  # no readable time: take a neighbour's, the same again on a redo
-                row_context = replace(context, fallback_time=_neighbour_time(times, index) or context.fallback_time)
-            entries.append(to_log_entry(LookerEvent(row, attributes.get(event_id(row) or -1, ())), row_context))
+    @staticmethod
+    def _shrink(entry: Message, reason: str) -> Message:
+        return shrink(entry, SHRUNK_ENTRY_BYTES)
 
-        def smaller(entry: Message, reason: str) -> Message:
-            return shrink(entry, SHRUNK_ENTRY_BYTES)
+    @staticmethod
+    def _placeholder(stream: _Stream) -> Callable[[Message, str], Message]:
+        context = stream.context
 
         def stand_in(entry: Message, reason: str) -> Message:
             return placeholder(entry, context, reason)
 
-        self.sink.write(entries, deadline=deadline, shrink=smaller, placeholder=stand_in)
+        return stand_in
 
 
 def build_exporter(config: Config, *, sink: Sink | None = None, credentials: LookerCredentials | None = None,

@@ -27,17 +27,30 @@ class StateConflict(StateError):
 
 
 @dataclass
+class Position:
+    """Where one stream stands: the last exported id, or the time before which all was read."""
+
+    last_id: int | None = None
+    not_before: str | None = None
+
+
+@dataclass
 class Cursor:
-    """Where the export stands: the last exported ``event.id``, or the time before which all was read."""
+    """The positions of every stream of one Looker host, stored as one JSON object."""
 
     looker_host: str
-    last_event_id: int | None = None
-    not_before: str | None = None
+    positions: dict[str, Position] = field(default_factory=dict)
     updated_at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def position(self, stream: str) -> Position:
+        """The stream's position (a new, empty one for a stream never exported)."""
+        return self.positions.setdefault(stream, Position())
+
     def to_json(self) -> bytes:
-        data = {"version": 1, **{k: v for k, v in asdict(self).items() if k != "extra"}, **self.extra}
+        streams = {name: asdict(position) for name, position in sorted(self.positions.items())}
+        data = {**self.extra, "version": 1, "looker_host": self.looker_host, "streams": streams,
+                "updated_at": self.updated_at}
         return json.dumps(data, sort_keys=True).encode()
 
     @classmethod
@@ -46,12 +59,10 @@ class Cursor:
             raw = json.loads(data)
             if not isinstance(raw, dict) or raw.get("version") != 1:
                 raise ValueError("not a version 1 cursor object")
-            last = raw.get("last_event_id")
-            if last is not None and (not isinstance(last, int) or isinstance(last, bool) or last < 0):
-                raise ValueError("last_event_id is not a whole number")
-            not_before = raw.get("not_before")
-            if not_before is not None and not isinstance(not_before, str):
-                raise ValueError("not_before is not a string")
+            streams = raw.get("streams", {})
+            if not isinstance(streams, dict):
+                raise ValueError("streams is not an object")
+            positions = {str(name): _position(name, value) for name, value in streams.items()}
         except (ValueError, UnicodeDecodeError) as exc:
             raise StateError(
                 f"The cursor at {where} is unreadable ({exc}). Fix it, or delete it to restart from "
@@ -61,9 +72,19 @@ class Cursor:
         if host != looker_host:
             raise StateError(f"The cursor at {where} belongs to Looker host {host!r}, not {looker_host!r}: "
                              "give each Looker instance its own STATE_URI")
-        known = {"version", "generation", "looker_host", "last_event_id", "not_before", "updated_at"}
-        return cls(host, last, not_before, raw.get("updated_at"),
-                   {k: v for k, v in raw.items() if k not in known})
+        known = {"version", "generation", "looker_host", "streams", "updated_at"}
+        return cls(host, positions, raw.get("updated_at"), {k: v for k, v in raw.items() if k not in known})
+
+
+def _position(name: str, value: Any) -> Position:
+    if not isinstance(value, dict):
+        raise ValueError(f"stream {name!r} is not an object")
+    last, not_before = value.get("last_id"), value.get("not_before")
+    if last is not None and (not isinstance(last, int) or isinstance(last, bool) or last < 0):
+        raise ValueError(f"{name}.last_id is not a whole number")
+    if not_before is not None and not isinstance(not_before, str):
+        raise ValueError(f"{name}.not_before is not a string")
+    return Position(last, not_before)
 
 
 class StateStore(Protocol):

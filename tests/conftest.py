@@ -59,6 +59,10 @@ class Stack:
         raw = self.gcs.object_bytes(BUCKET, "looker/state.json")
         return json.loads(raw) if raw else {}
 
+    def cursor_id(self, stream: str = "events") -> int | None:
+        """The last exported id of a stream, as stored in the cursor object."""
+        return self.cursor().get("streams", {}).get(stream, {}).get("last_id")
+
 
 def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)

@@ -87,7 +87,7 @@ def test_malformed_rows_each_give_one_valid_entry_or_placeholder(stack: Stack) -
         problems = list(audit(entry(number)).response["export_problems"])
         assert any("created_time" in problem for problem in problems)
         assert entry(number).timestamp == entry(ids[12]).timestamp
-    assert stack.cursor()["last_event_id"] == max(ids)
+    assert stack.cursor_id() == max(ids)
 
 
 HOST = "example.looker.com"

@@ -34,7 +34,7 @@ def test_window_over_5000_events_is_exported_exactly_once(stack: Stack) -> None:
     assert summary.caught_up and summary.cursor_after == max(ids)
     assert summary.query_calls <= 12, summary
     assert summary.write_calls <= 14, summary
-    assert stack.cursor()["last_event_id"] == max(ids)
+    assert stack.cursor_id() == max(ids)
 
 
 def test_entries_carry_true_utc_time_for_a_non_utc_api_user(stack: Stack) -> None:
@@ -91,7 +91,7 @@ def test_cursor_never_passes_an_unwritten_event_and_a_retry_duplicates_nothing(s
     stack.logging.inject(grpc.StatusCode.PERMISSION_DENIED, times=-1)
     with pytest.raises(ExportError, match=r"roles/logging\.logWriter"):
         stack.run()
-    assert stack.cursor().get("last_event_id") is None
+    assert stack.cursor_id() is None
     stack.logging.clear_faults()
     stack.run()
     ids = stack.exported_ids()

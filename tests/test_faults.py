@@ -71,7 +71,7 @@ def verify(stack: Stack, fault: str, *, runs: int, placeholders_expected: int = 
     assert set(counts) == expected, (len(expected - set(counts)), len(set(counts) - expected))
     assert duplicates == 0
     assert stand_ins == placeholders_expected
-    assert stack.cursor()["last_event_id"] == max(stack.visible_ids())
+    assert stack.cursor_id() == max(stack.visible_ids())
 
 
 def deliver(exporter: Exporter, *, attempts: int = 5) -> tuple[RunSummary, list[ExportError]]:
@@ -130,7 +130,7 @@ def test_looker_keeps_failing_then_recovers_on_the_next_delivery(stack: Stack) -
     with pytest.raises(ExportError) as failure:
         exporter.run()
     assert_clear(failure.value, host(stack), "HTTP 503", "giving up after 6 attempts")
-    assert stack.cursor().get("last_event_id") is None
+    assert stack.cursor_id() is None
     deliver(exporter)
     verify(stack, "Looker 503 on every call of a run", runs=2)
 
@@ -165,12 +165,12 @@ def test_process_killed_between_pages_loses_and_duplicates_nothing(stack: Stack)
     process = subprocess.Popen([sys.executable, "-m", "looker_audit_export", "export"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while stack.cursor().get("last_event_id") is None and process.poll() is None and time.monotonic() < deadline:
+    while stack.cursor_id() is None and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     out, err = process.communicate(timeout=30)
     assert process.returncode == -signal.SIGKILL, (out, err)
-    killed_at = stack.cursor()["last_event_id"]
+    killed_at = stack.cursor_id()
     assert killed_at < max(stack.visible_ids())  # it really was killed mid-way
     assert CLIENT_SECRET not in out + err
     stack.looker.query_latency_seconds = 0.0
@@ -209,7 +209,7 @@ def test_logging_failing_every_call_fails_within_the_budget(stack: Stack, code: 
         assert "write quota" in str(failure.value)
     calls = stack.logging.stats()["write_calls"]
     assert 4 <= calls < 200, calls  # backed off, not hammered
-    assert stack.cursor().get("last_event_id") is None
+    assert stack.cursor_id() is None
     stack.logging.clear_faults()
     deliver(exporter)
     verify(stack, f"Logging {code.name} (every call)", runs=2)
@@ -220,7 +220,7 @@ def test_write_applied_but_answered_too_late_is_deduplicated_on_redelivery(stack
     exporter = stack.exporter(**FAST, RUN_BUDGET_SECONDS="10")
     with pytest.raises(ExportError):
         exporter.run()
-    assert stack.cursor().get("last_event_id") is None
+    assert stack.cursor_id() is None
     time.sleep(0.7)  # let the late write land
     deliver(exporter)
     assert stack.logging.stats()["duplicates_ignored"] > 0
@@ -277,7 +277,7 @@ def test_entry_refused_even_as_placeholder_stops_the_cursor_before_it(stack: Sta
     with pytest.raises(ExportError) as failure:
         exporter.run()
     assert_clear(failure.value, f"event-{target}", "placeholders")
-    assert stack.cursor()["last_event_id"] < target
+    assert stack.cursor_id() < target
     stack.logging.clear_rejections()
     deliver(exporter)
     verify(stack, "Logging refuses an entry and its placeholders", runs=2)
@@ -362,7 +362,7 @@ def test_corrupt_cursor_fails_clearly_and_nothing_passes_it(stack: Stack) -> Non
     good = stack.gcs.object_bytes(BUCKET, CURSOR)
     assert good is not None
     stack.data.reveal_all()
-    stack.gcs.corrupt(BUCKET, CURSOR, b'{"version": 1, "last_event_id": "12')
+    stack.gcs.corrupt(BUCKET, CURSOR, b'{"version": 1, "streams": {"events": {"last_id": "12')
     with pytest.raises(ExportError) as failure:
         exporter.run()
     assert_clear(failure.value, f"gs://{BUCKET}/{CURSOR}", "unreadable", "delete it")
