@@ -196,6 +196,11 @@ class GcsEmulator:
             content_type = old.content_type if old else "application/octet-stream"
             return self._put(bucket, name, data, content_type, {}).generation
 
+    def object_names(self, bucket: str) -> list[str]:
+        """Names of the objects in a bucket, sorted."""
+        with self._lock:
+            return sorted(self._bucket(bucket).objects)
+
     def object_bytes(self, bucket: str, name: str) -> bytes | None:
         """Current content of an object, or None."""
         with self._lock:

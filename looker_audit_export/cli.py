@@ -1,4 +1,4 @@
-"""Command line: run one export outside functions-framework, or print the entries with ``--dry-run``."""
+"""Command line: one export (``export``, ``--dry-run``) or a resumable export of a past range (``backfill``)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,23 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
 from . import logs
-from .config import Config, ConfigError
+from .config import STREAMS, Config, ConfigError
 from .credentials import CredentialsError, LookerCredentials, parse_payload
-from .pipeline import ExportError, build_exporter
+from .pipeline import ExportError, StreamSummary, Window, build_exporter
 from .sink import JsonLinesSink
+
+#: Cloud Logging's ``_Default`` bucket keeps entries 30 days; older timestamps are not kept.
+DEFAULT_RETENTION_DAYS = 30
+#: A backfill runs back to back exports of this budget each until it has caught up.
+BACKFILL_RUN_SECONDS = 3600
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,15 +31,37 @@ def _parser() -> argparse.ArgumentParser:
         description="Export Looker System Activity to Cloud Logging. Configuration comes from the same "
                     "environment variables as the Cloud Function (see README).",
     )
+    credentials = argparse.ArgumentParser(add_help=False)
+    credentials.add_argument("--credentials-file", type=Path,
+                             help="read the Looker credentials from this JSON file "
+                                  '({"client_id": "...", "client_secret": "..."}) instead of Secret Manager')
     commands = parser.add_subparsers(dest="command", required=True)
-    export = commands.add_parser("export", help="run one export now")
+    export = commands.add_parser("export", parents=[credentials], help="run one export now")
     export.add_argument("--dry-run", action="store_true",
                         help="print the entries as JSON lines on stdout instead of writing them; "
                              "the cursor is read but not moved")
-    export.add_argument("--credentials-file", type=Path,
-                        help="read the Looker credentials from this JSON file "
-                             '({"client_id": "...", "client_secret": "..."}) instead of Secret Manager')
+    backfill = commands.add_parser(
+        "backfill", parents=[credentials],
+        help="export a past range, with progress; run the same command again to resume",
+    )
+    backfill.add_argument("--since", required=True, type=_day, help="first day to export, YYYY-MM-DD (UTC)")
+    backfill.add_argument("--until", type=_day, help="day after the last one to export, YYYY-MM-DD (default: now)")
+    backfill.add_argument("--streams", default=None,
+                          help=f"comma-separated streams to export ({', '.join(STREAMS)}; default EXPORT_STREAMS)")
+    backfill.add_argument("--state", help="where the backfill's own cursor lives (default: beside STATE_URI, "
+                                          "or ./.backfill-SINCE-UNTIL.json)")
+    backfill.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS,
+                          help="retention of the log bucket the entries land in (default 30, as _Default)")
+    backfill.add_argument("--yes", action="store_true",
+                          help="go on even though part of the range falls outside that retention")
     return parser
+
+
+def _day(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day like 2026-01-31") from None
 
 
 def _file_credentials(path: Path) -> LookerCredentials:
@@ -45,12 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; exit 0 when everything read was written, 1 when not, 2 on bad configuration."""
     args = _parser().parse_args(argv)
     logs.configure(stream=sys.stderr)
+    local = args.credentials_file is not None or getattr(args, "dry_run", False)
     try:
-        config = Config.from_env(os.environ, local=args.credentials_file is not None or args.dry_run)
+        config = Config.from_env(os.environ, local=local)
         credentials = None
         if args.credentials_file is not None:
             credentials = _file_credentials(args.credentials_file)
             logs.mask_secret(credentials.client_secret)
+        if args.command == "backfill":
+            return _backfill(args, config, credentials)
         exporter = build_exporter(config, sink=JsonLinesSink(sys.stdout) if args.dry_run else None,
                                   credentials=credentials, read_only_state=args.dry_run,
                                   credentials_source=f"the credentials file {args.credentials_file}")
@@ -63,3 +97,115 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(json.dumps(summary.as_dict()), file=sys.stderr if args.dry_run else sys.stdout)
     return 0
+
+
+def backfill_state_uri(state_uri: str | None, since: datetime, until: datetime) -> str:
+    """The backfill's own cursor: beside the live cursor (never the live one itself), one per range."""
+    name = f"backfill-{since:%Y%m%d}-{until:%Y%m%d%H%M}.json"
+    if state_uri is None:
+        return f".{name}"
+    directory = state_uri.rsplit("/", 1)[0] if "/" in state_uri else "."
+    return f"{directory}/{name}"
+
+
+def retention_warning(since: datetime, until: datetime, now: datetime, retention_days: int) -> str | None:
+    """What Cloud Logging would not keep of ``[since, until)``, or None when it keeps everything."""
+    kept_from = now - timedelta(days=retention_days)
+    if since >= kept_from:
+        return None
+    if until <= kept_from:
+        kept = "nothing of this range would be kept"
+    else:
+        kept = f"only events from {kept_from:%Y-%m-%d %H:%M} UTC on would be kept"
+    return (f"Cloud Logging keeps an entry only if its time falls inside the retention of the log bucket it "
+            f"lands in ({retention_days} days here; 30 for _Default). Of {since:%Y-%m-%d} to {until:%Y-%m-%d}, "
+            f"{kept}: older entries are accepted but not stored. For a longer trail, route the log to a bucket "
+            "with longer retention (Terraform: enable_long_retention = true) and pass --retention-days; "
+            "or pass --yes to export the whole range anyway.")
+
+
+def _backfill(args: argparse.Namespace, config: Config, credentials: LookerCredentials | None) -> int:
+    now = datetime.now(UTC).replace(microsecond=0)
+    until = min(args.until or now, now)
+    if args.since >= until:
+        print("error: --since must be before --until (and before now)", file=sys.stderr)
+        return 2
+    warning = retention_warning(args.since, until, now, args.retention_days)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+        if not args.yes:
+            return 2
+    streams = config.streams if args.streams is None else Config.from_env(
+        {**os.environ, "EXPORT_STREAMS": args.streams}, local=True).streams
+    state = args.state or backfill_state_uri(config.state_uri, args.since, until)
+    config = replace(config, streams=streams, state_uri=state, run_budget_seconds=BACKFILL_RUN_SECONDS)
+    exporter = build_exporter(config, credentials=credentials,
+                              credentials_source=f"the credentials file {args.credentials_file}")
+    progress = Progress(sys.stderr, args.since, until)
+    print(f"Backfilling {', '.join(streams)} from {args.since:%Y-%m-%d} to {until:%Y-%m-%d %H:%M} UTC; "
+          f"resumable cursor at {state}", file=sys.stderr)
+    try:
+        while True:
+            summary = exporter.run(Window(args.since, until), on_page=progress.update)
+            progress.end_run()
+            if summary.caught_up:
+                break
+    except ExportError as exc:
+        progress.finish()
+        print(logs.redact(f"error: {exc}. Run the same command again to resume from {state}."), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        progress.finish()
+        print(f"Interrupted. Run the same command again to resume from {state}.", file=sys.stderr)
+        return 130
+    progress.finish(complete=True)
+    print(json.dumps({"backfill": "done", "written": progress.written(), "state": state}))
+    return 0
+
+
+class Progress:
+    """A one-line progress bar on a terminal (a line every few seconds elsewhere): done, rate, time left."""
+
+    def __init__(self, out: TextIO, since: datetime, until: datetime) -> None:
+        self.out, self.since, self.until = out, since, until
+        self.started = time.monotonic()
+        self.last_line = 0.0
+        self.earlier_runs = 0
+        self.this_run: dict[str, int] = {}
+        self.reached: dict[str, datetime] = {}
+        self.tty = out.isatty()
+
+    def written(self) -> int:
+        return self.earlier_runs + sum(self.this_run.values())
+
+    def update(self, stream: str, summary: StreamSummary, newest: datetime | None) -> None:
+        """After each page: ``summary`` counts what this run wrote for ``stream`` so far."""
+        self.this_run[stream] = summary.written
+        if newest is not None:
+            self.reached[stream] = newest
+        if self.tty or time.monotonic() - self.last_line >= 5:
+            self._draw()
+
+    def end_run(self) -> None:
+        self.earlier_runs = self.written()
+        self.this_run.clear()
+
+    def _draw(self, complete: bool = False) -> None:
+        self.last_line = time.monotonic()
+        elapsed = max(self.last_line - self.started, 1e-6)
+        span = (self.until - self.since).total_seconds()
+        reached = min(self.reached.values(), default=None)
+        fraction = min(1.0, max(0.0, (reached - self.since).total_seconds() / span)) if reached else 0.0
+        fraction = 1.0 if complete else fraction
+        left = elapsed * (1 - fraction) / fraction if fraction > 0 else None
+        width = 24
+        bar = "#" * int(fraction * width) + "-" * (width - int(fraction * width))
+        eta = f"{timedelta(seconds=round(left))} left" if left is not None else "time left unknown"
+        line = (f"[{bar}] {fraction:6.1%}  {self.written():,} entries  {self.written() / elapsed:,.0f}/s  {eta}")
+        self.out.write(("\r" + line) if self.tty else line + "\n")
+        self.out.flush()
+
+    def finish(self, complete: bool = False) -> None:
+        self._draw(complete)
+        if self.tty:
+            self.out.write("\n")
