@@ -83,6 +83,8 @@ resource "google_cloudfunctions2_function" "exporter" {
       LOOKER_VERIFY_SSL         = tostring(each.value.verify_ssl)
       LOOKER_TIMEOUT_SECONDS    = tostring(each.value.timeout_seconds)
       LOG_NAME                  = var.log_name
+      EXPORT_STREAMS            = join(",", var.export_streams)
+      HISTORY_LOG_NAME          = var.history_log_name
       # One cursor object per instance, under the instance's key: the
       # runtime account may only touch objects under that prefix (iam.tf).
       STATE_URI                = "gs://${google_storage_bucket.state.name}/${each.key}/state.json"

@@ -21,6 +21,12 @@ locals {
     }
   }
 
-  log_filter          = "logName=\"projects/${var.project_id}/logs/${var.log_name}\""
-  logs_explorer_query = local.log_filter
+  # The events log (what the security signals watch), and every log the
+  # exporter writes (what long retention routes): also the query history
+  # when that stream is exported.
+  events_log_filter = "logName=\"projects/${var.project_id}/logs/${var.log_name}\""
+  log_filter = (contains(var.export_streams, "history")
+    ? "(${local.events_log_filter} OR logName=\"projects/${var.project_id}/logs/${var.history_log_name}\")"
+  : local.events_log_filter)
+  logs_explorer_query = local.events_log_filter
 }

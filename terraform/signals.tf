@@ -38,42 +38,42 @@ locals {
       metric      = "${var.name_prefix}/login_failures"
       title       = "burst of Looker login failures"
       description = "Looker login failures (login_failure, api_login_failure, saml_login_failure, ...), by Looker host."
-      filter      = "${local.log_filter} AND labels.event_name=~\"login_failure$\""
+      filter      = "${local.events_log_filter} AND labels.event_name=~\"login_failure$\""
       threshold   = var.login_failure_threshold
     }
     role_changes = {
       metric      = "${var.name_prefix}/role_changes"
       title       = "Looker role or permission change"
       description = "Looker role, permission set, model set and group changes (create/update/delete/add/remove/set/grant/revoke), by Looker host."
-      filter      = "${local.log_filter} AND labels.event_name=~\"^(create|update|delete|add|remove|set|grant|revoke)_\" AND (labels.event_category=(\"role\" OR \"permission_set\" OR \"model_set\" OR \"group\") OR labels.event_name=~\"role|permission|model_set|group\")"
+      filter      = "${local.events_log_filter} AND labels.event_name=~\"^(create|update|delete|add|remove|set|grant|revoke)_\" AND (labels.event_category=(\"role\" OR \"permission_set\" OR \"model_set\" OR \"group\") OR labels.event_name=~\"role|permission|model_set|group\")"
       threshold   = 0
     }
     sudo_sessions = {
       metric      = "${var.name_prefix}/sudo_events"
       title       = "Looker sudo session"
       description = "Events of Looker sudo sessions (an admin acting as another user): sudo events and every event done under sudo, by Looker host."
-      filter      = "${local.log_filter} AND (labels.event_category=\"sudo\" OR labels.event_name=~\"^sudo\" OR protoPayload.authenticationInfo.serviceAccountDelegationInfo:*)"
+      filter      = "${local.events_log_filter} AND (labels.event_category=\"sudo\" OR labels.event_name=~\"^sudo\" OR protoPayload.authenticationInfo.serviceAccountDelegationInfo:*)"
       threshold   = 0
     }
     api_credentials = {
       metric      = "${var.name_prefix}/api_credentials_created"
       title       = "new Looker API credentials"
       description = "New Looker API credentials (API3 keys, OAuth client apps), by Looker host."
-      filter      = "${local.log_filter} AND labels.event_name=~\"^(create|add|generate)_\" AND (labels.event_category=~\"api3|oauth_client\" OR labels.event_name=~\"api3|api_key|credentials_api|oauth_client\")"
+      filter      = "${local.events_log_filter} AND labels.event_name=~\"^(create|add|generate)_\" AND (labels.event_category=~\"api3|oauth_client\" OR labels.event_name=~\"api3|api_key|credentials_api|oauth_client\")"
       threshold   = 0
     }
     large_exports = {
       metric      = "${var.name_prefix}/large_exports"
       title       = "large Looker data export"
       description = "export_query and download events with row_count >= ${var.large_export_row_count}, by Looker host."
-      filter      = "${local.log_filter} AND (labels.event_name=\"export_query\" OR labels.event_name=~\"^download\") AND protoPayload.response.attributes.row_count=~\"${local.row_count_at_least_regex}\""
+      filter      = "${local.events_log_filter} AND (labels.event_name=\"export_query\" OR labels.event_name=~\"^download\") AND protoPayload.response.attributes.row_count=~\"${local.row_count_at_least_regex}\""
       threshold   = 0
     }
     downloads = {
       metric      = "${var.name_prefix}/downloads"
       title       = "many Looker downloads"
       description = "Looker download events (download_dashboard, ...), by Looker host."
-      filter      = "${local.log_filter} AND labels.event_name=~\"^download\""
+      filter      = "${local.events_log_filter} AND labels.event_name=~\"^download\""
       threshold   = var.download_threshold
     }
   }

@@ -162,6 +162,28 @@ variable "log_name" {
   }
 }
 
+variable "export_streams" {
+  description = "System Activity streams to export (EXPORT_STREAMS): \"events\" and, optionally, \"history\" (query history, written to history_log_name)."
+  type        = list(string)
+  default     = ["events"]
+
+  validation {
+    condition     = length(var.export_streams) > 0 && alltrue([for s in var.export_streams : contains(["events", "history"], s)])
+    error_message = "export_streams must list some of \"events\" and \"history\"."
+  }
+}
+
+variable "history_log_name" {
+  description = "Cloud Logging log ID of the query history stream (HISTORY_LOG_NAME), when export_streams includes \"history\"."
+  type        = string
+  default     = "looker_query_history"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]{1,512}$", var.history_log_name))
+    error_message = "history_log_name may only contain letters, digits, underscores, periods and hyphens (no slash, no URL-encoding)."
+  }
+}
+
 variable "initial_lookback_minutes" {
   description = "On the very first run of an instance (no cursor in the state bucket yet), export the events of the last N minutes (INITIAL_LOOKBACK_MINUTES); the default of every instance without its own initial_lookback_minutes."
   type        = number

@@ -44,6 +44,8 @@ CONTRACT_ENV = {
     "MAX_MESSAGE_AGE_SECONDS",
     "PAGE_SIZE",
     "LOOKER_TIMEOUT_SECONDS",
+    "EXPORT_STREAMS",
+    "HISTORY_LOG_NAME",
 }
 
 REQUIRED_APIS = {
@@ -618,7 +620,10 @@ def test_sink_routes_the_exported_log_to_the_bucket(cfg: Config):
     sink = cfg.resources["google_logging_project_sink"]["audit"]
     assert sink["destination"] == "logging.googleapis.com/${google_logging_project_bucket_config.audit[0].id}"
     assert expr(sink["filter"]) == "local.log_filter"
-    assert cfg.locals["log_filter"] == 'logName="projects/${var.project_id}/logs/${var.log_name}"'
+    assert cfg.locals["events_log_filter"] == 'logName="projects/${var.project_id}/logs/${var.log_name}"'
+    # With the query history exported, its log is routed (and kept) too.
+    assert "${var.history_log_name}" in cfg.locals["log_filter"]
+    assert 'contains(var.export_streams, "history")' in cfg.locals["log_filter"]
     # Same project: the writer identity needs no grant (and the stack adds none).
     assert not any("writer_identity" in str(r) for r in cfg.resources.get("google_project_iam_member", {}).values())
 
