@@ -1,23 +1,27 @@
-"""In-memory Looker System Activity data (events, event attributes, users).
+"""In-memory Looker System Activity data (events, event attributes, users, query history).
 
 Events are kept column-wise (parallel ``array`` columns plus a CSR index of
 attributes) so a million events fit in a few hundred MB and are generated in
-seconds.  :class:`Event` objects are materialised only on request.
+seconds.  :class:`Event` objects are materialised only on request.  Query
+history rows (the ``history`` explore) are column-wise too, in
+:class:`QueryHistory`.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate, chain, repeat
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-NO_ID = -1  # column sentinel for "no user" / "no sudo user"
+NO_ID = -1  # column sentinel for "no user" / "no sudo user" / "no dashboard" / "no look"
+NO_TIME = -(2**63)  # column sentinel for "no completed time" (a running query)
 
 AttrSpec = Mapping[str, str | None] | Iterable[tuple[str, str | None]]
 PermissionSets = tuple[tuple[str, tuple[str, ...]], ...]
@@ -223,9 +227,188 @@ def _value_pools() -> dict[str, tuple[str | None, ...]]:
 _POOLS = _value_pools()
 _ID_POOL = tuple(str(i) for i in range(1, 1024))
 
+# ------------------------------------------------------------ query history
+HISTORY_STATUSES = ("complete", "error", "killed", "cache_only_miss", "running")
+HISTORY_RESULT_SOURCES = ("query", "cache", "datagroup")
+_RUNNING = HISTORY_STATUSES.index("running")
+_NO_RESULT = -1  # result_source column sentinel
+# Query sources (https://cloud.google.com/looker/docs/system-activity-history), the
+# relative weight of each in synthetic data and the content its rows refer to.
+HISTORY_SOURCES: tuple[tuple[str, int, str], ...] = (
+    ("dashboard", 40, "dashboard"),
+    ("explore", 14, ""),
+    ("api", 10, ""),
+    ("suggest", 8, ""),
+    ("look", 7, "look"),
+    ("scheduled_task", 7, "dashboard|look"),
+    ("sql_runner", 3, ""),
+    ("drill_modal", 3, "dashboard"),
+    ("alert", 2, "dashboard"),
+    ("merge_query", 2, "dashboard"),
+    ("private_embed", 2, "dashboard"),
+    ("public_embed", 1, "look"),
+    ("renderer", 1, "dashboard"),
+)
+_RUN_AS_OWNER = frozenset({"scheduled_task", "alert", "renderer"})
+_CACHE_ONLY_SOURCES = frozenset({"dashboard", "private_embed", "public_embed", "renderer"})
+_QUERY_KINDS = (
+    ("thelook", "orders"),
+    ("thelook", "order_items"),
+    ("thelook", "users"),
+    ("thelook", "inventory_items"),
+    ("sales", "opportunities"),
+    ("sales", "accounts"),
+    ("marketing_日本", "campaigns"),
+    ("finance", "ledger"),
+    ("system__activity", "history"),
+    ("system__activity", "event"),
+)
+_ERROR_MESSAGES = (
+    "Query execution failed: Syntax error: Unexpected keyword WHERE at [12:3]",
+    "BigQuery: Resources exceeded during query execution: not enough memory for ORDER BY",
+    "Query timed out after 3600 seconds",
+    "Unknown column 'orders.région' in 'field list'",
+    "PostgreSQL: permission denied for relation orders",
+    "Snowflake: Warehouse 'REPORTING_WH' cannot be resumed because resource monitor has exceeded its quota",
+    "Database connection 'thelook' failed: connection refused",
+    "Erreur : division par zéro",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One row of the ``history`` explore (one run of a query)."""
+
+    id: int
+    created: datetime
+    completed: datetime | None
+    status: str
+    source: str
+    runtime: float | None
+    result_source: str | None
+    message: str | None
+    dashboard_id: int | None
+    look_id: int | None
+    query_id: int
+    model: str
+    view: str
+    user_id: int | None
+
+
+class QueryHistory:
+    """Column store of query history rows, sorted by strictly increasing id.
+
+    Missing values use sentinels: ``NO_ID`` (user, dashboard, look), ``NO_TIME``
+    (completed), NaN (runtime), -1 (result source); messages are kept sparsely
+    by row position.
+    """
+
+    def __init__(self) -> None:
+        self.ids = array("q")
+        self.created = array("q")  # microseconds since epoch, UTC
+        self.completed = array("q")  # NO_TIME while running
+        self.status = array("B")  # index into HISTORY_STATUSES
+        self.source = array("H")  # index into self.sources
+        self.runtime = array("d")  # seconds, NaN while running
+        self.result_source = array("b")  # index into HISTORY_RESULT_SOURCES or -1
+        self.messages: dict[int, str] = {}  # row position -> error message
+        self.dashboard_id = array("q")
+        self.look_id = array("q")
+        self.user_id = array("q")
+        self.query_id = array("q")
+        self.query_kind = array("H")  # index into self.query_kinds
+        self.sources: list[str] = []
+        self._source_index: dict[str, int] = {}
+        self.query_kinds: list[tuple[str, str]] = []  # (model, view)
+        self._query_kind_index: dict[tuple[str, str], int] = {}
+        self.created_sorted = True
+        self.max_query_id = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def source_id(self, source: str) -> int:
+        """Index of ``source`` in :attr:`sources` (added if new)."""
+        index = self._source_index.get(source)
+        if index is None:
+            index = self._source_index[source] = len(self.sources)
+            self.sources.append(source)
+        return index
+
+    def query_kind_id(self, model: str, view: str) -> int:
+        """Index of ``(model, view)`` in :attr:`query_kinds` (added if new)."""
+        key = (model, view)
+        index = self._query_kind_index.get(key)
+        if index is None:
+            index = self._query_kind_index[key] = len(self.query_kinds)
+            self.query_kinds.append(key)
+        return index
+
+    def position(self, history_id: int) -> int:
+        """Row position of ``history_id``; KeyError if absent."""
+        index = bisect_left(self.ids, history_id)
+        if index == len(self.ids) or self.ids[index] != history_id:
+            raise KeyError(history_id)
+        return index
+
+    def entry_at(self, index: int) -> HistoryEntry:
+        """Materialise the row at position ``index``."""
+        completed, runtime, result = self.completed[index], self.runtime[index], self.result_source[index]
+        model, view = self.query_kinds[self.query_kind[index]]
+        return HistoryEntry(
+            self.ids[index],
+            from_micros(self.created[index]),
+            None if completed == NO_TIME else from_micros(completed),
+            HISTORY_STATUSES[self.status[index]],
+            self.sources[self.source[index]],
+            None if math.isnan(runtime) else runtime,
+            None if result == _NO_RESULT else HISTORY_RESULT_SOURCES[result],
+            self.messages.get(index),
+            _optional(self.dashboard_id[index]),
+            _optional(self.look_id[index]),
+            self.query_id[index],
+            model,
+            view,
+            _optional(self.user_id[index]),
+        )
+
+
+def _optional(value: int) -> int | None:
+    return None if value == NO_ID else value
+
+
+def _finished(
+    created: int,
+    status: str,
+    completed: datetime | None,
+    runtime: float | None,
+    result_source: str | None,
+    message: str | None,
+) -> tuple[int, float, int]:
+    """Validated (completed micros, runtime, result source index) of a finished run."""
+    if status not in HISTORY_STATUSES or status == "running":
+        raise ValueError(f"status {status!r} is not one of {HISTORY_STATUSES[:-1]}")
+    if (message is None) == (status == "error"):
+        raise ValueError("an error needs a message and only an error has one")
+    if result_source is not None and result_source not in HISTORY_RESULT_SOURCES:
+        raise ValueError(f"result_source {result_source!r} is not one of {HISTORY_RESULT_SOURCES} or None")
+    if runtime is not None and not (runtime >= 0 and math.isfinite(runtime)):
+        raise ValueError(f"runtime must be a finite number of seconds >= 0, not {runtime!r}")
+    if completed is None:
+        runtime = 0.0 if runtime is None else float(runtime)
+        done = created + round(runtime * 1_000_000)
+    else:
+        done = to_micros(completed)
+        if runtime is None:
+            runtime = (done - created) / 1_000_000
+    if done < created:
+        raise ValueError("a query cannot complete before it was created")
+    result = _NO_RESULT if result_source is None else HISTORY_RESULT_SOURCES.index(result_source)
+    return done, float(runtime), result
+
 
 class SystemActivity:
-    """Thread-safe store of events (sorted by strictly increasing id) and users."""
+    """Thread-safe store of events (sorted by strictly increasing id), users and query history."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -250,6 +433,7 @@ class SystemActivity:
         self.created_sorted = True
         self._visible_max_id: int | None = None
         self._hidden_ids: set[int] = set()
+        self.history = QueryHistory()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -387,6 +571,183 @@ class SystemActivity:
         """True while individual events are hidden."""
         return bool(self._hidden_ids)
 
+    # -------------------------------------------------------- query history
+    def add_history(
+        self,
+        *,
+        created: datetime,
+        source: str,
+        status: str = "complete",
+        user_id: int | None = None,
+        runtime: float | None = None,
+        completed: datetime | None = None,
+        result_source: str | None = "query",
+        message: str | None = None,
+        dashboard_id: int | None = None,
+        look_id: int | None = None,
+        query_id: int | None = None,
+        model: str = "thelook",
+        view: str = "orders",
+        id: int | None = None,
+        id_gap: int = 1,
+    ) -> int:
+        """Append a query history row and return its id (default: the last id plus ``id_gap``).
+
+        A ``running`` row has no completed time, runtime, result source or
+        message (``result_source`` is ignored; :meth:`complete_history` finishes
+        it later).  A finished row's ``completed`` defaults to ``created +
+        runtime`` and its ``runtime`` to ``completed - created`` (0 if neither is
+        given).  ``message`` is required for ``error`` rows and refused for
+        others.  ``query_id`` defaults to a new query (the largest so far plus 1).
+        """
+        if not source:
+            raise ValueError("source must be a non-empty string")
+        micros = to_micros(created)
+        if status == "running":
+            if completed is not None or runtime is not None or message is not None:
+                raise ValueError("a running query has no completed time, runtime or message yet")
+            done, seconds, result = NO_TIME, math.nan, _NO_RESULT
+        else:
+            done, seconds, result = _finished(micros, status, completed, runtime, result_source, message)
+        h = self.history
+        with self._lock:
+            last = h.ids[-1] if h.ids else 0
+            history_id = last + id_gap if id is None else id
+            if history_id <= last:
+                raise ValueError(f"history id {history_id} must exceed the last id {last}")
+            query = h.max_query_id + 1 if query_id is None else query_id
+            if h.created and micros < h.created[-1]:
+                h.created_sorted = False
+            if message is not None:
+                h.messages[len(h.ids)] = message
+            h.created.append(micros)
+            h.completed.append(done)
+            h.status.append(HISTORY_STATUSES.index(status))
+            h.source.append(h.source_id(source))
+            h.runtime.append(seconds)
+            h.result_source.append(result)
+            h.dashboard_id.append(NO_ID if dashboard_id is None else dashboard_id)
+            h.look_id.append(NO_ID if look_id is None else look_id)
+            h.user_id.append(NO_ID if user_id is None else user_id)
+            h.query_id.append(query)
+            h.query_kind.append(h.query_kind_id(model, view))
+            h.max_query_id = max(h.max_query_id, query)
+            h.ids.append(history_id)
+        return history_id
+
+    def complete_history(
+        self,
+        history_id: int,
+        *,
+        status: str = "complete",
+        completed: datetime,
+        runtime: float,
+        result_source: str | None = "query",
+        message: str | None = None,
+    ) -> None:
+        """Finish a ``running`` history row (KeyError if absent, ValueError if already finished)."""
+        h = self.history
+        with self._lock:
+            index = h.position(history_id)
+            if h.status[index] != _RUNNING:
+                raise ValueError(f"history row {history_id} is not running")
+            done, seconds, result = _finished(h.created[index], status, completed, runtime, result_source, message)
+            if message is not None:
+                h.messages[index] = message
+            h.completed[index] = done
+            h.runtime[index] = seconds
+            h.result_source[index] = result
+            h.status[index] = HISTORY_STATUSES.index(status)
+
+    def history_entry(self, history_id: int) -> HistoryEntry:
+        """The history row ``history_id`` (KeyError if absent)."""
+        with self._lock:
+            return self.history.entry_at(self.history.position(history_id))
+
+    def synthetic_history(self, n: int, *, end: datetime, span: timedelta, seed: int = 0) -> None:
+        """Append ``n`` deterministic, realistic history rows spread over ``span`` up to ``end``.
+
+        Runs whose runtime reaches past ``end`` (and always the last three) are
+        still ``running``; about 4% fail with an error message, a few are killed
+        or miss a cache-only dashboard load; about a third of the completed runs
+        come from the cache or a datagroup with tiny runtimes.  Dashboard and
+        look ids follow the source; scheduled tasks, alerts and renders run as
+        the content owner, public embeds as nobody, and 1 in 50 rows belongs to
+        a deleted user (9999).  Requires history ids and times after any
+        existing rows.
+        """
+        rng = random.Random(seed)
+        h = self.history
+        names = [name for name, _, _ in HISTORY_SOURCES]
+        content = {name: kind for name, _, kind in HISTORY_SOURCES}
+        sources = rng.choices(names, [w for _, w, _ in HISTORY_SOURCES], k=n)
+        statuses = rng.choices(HISTORY_STATUSES[:4], (92.0, 4.0, 1.5, 2.5), k=n)
+        start_s, span_s = to_micros(end - span) // 1_000_000, int(span.total_seconds())
+        seconds = sorted(rng.choices(range(start_s, start_s + span_s + 1), k=n))
+        end_us = to_micros(end)
+        users = sorted(self.users) or [1]
+        ad_hoc_queries = max(50, n // 4)
+        with self._lock:
+            last = h.ids[-1] if h.ids else 0
+            if h.created and seconds and seconds[0] * 1_000_000 < h.created[-1]:
+                raise ValueError("synthetic history must start after the existing rows")
+            first_query = h.max_query_id + 1
+            kinds = [h.query_kind_id(m, v) for m, v in _QUERY_KINDS]
+            source_ids = {name: h.source_id(name) for name in names}
+            for k in range(n):
+                source, status = sources[k], statuses[k]
+                if status == "cache_only_miss" and source not in _CACHE_ONLY_SOURCES:
+                    status = "complete"
+                dashboard = look = NO_ID
+                refers = content[source]
+                if refers == "dashboard|look":
+                    refers = "dashboard" if rng.random() < 0.6 else "look"
+                if refers == "dashboard":
+                    dashboard = rng.randint(1, 120)
+                    query = first_query + dashboard * 16 + rng.randrange(12)  # one of its tiles
+                elif refers == "look":
+                    look = rng.randint(1, 300)
+                    query = first_query + 2000 + look
+                else:
+                    query = first_query + 2400 + rng.randrange(ad_hoc_queries)
+                if source == "public_embed":
+                    user = NO_ID
+                elif source in _RUN_AS_OWNER:
+                    user = users[(dashboard if dashboard != NO_ID else look) % len(users)]
+                else:
+                    user = 9999 if rng.random() < 0.02 else rng.choice(users)
+                result = _NO_RESULT
+                if status == "complete":
+                    result = rng.choices((0, 1, 2), (60, 35, 5))[0]
+                    runtime = rng.lognormvariate(0.0, 1.3) if result == 0 else rng.uniform(0.001, 0.08)
+                elif status == "error":
+                    result, runtime = 0, rng.lognormvariate(0.5, 1.5)
+                elif status == "killed":
+                    result, runtime = 0, rng.uniform(5.0, 900.0)
+                else:  # cache_only_miss
+                    runtime = rng.uniform(0.001, 0.03)
+                runtime = min(round(max(runtime, 0.001), 3), 3600.0)
+                created = seconds[k] * 1_000_000
+                done = created + round(runtime * 1_000_000)
+                if done > end_us or k >= n - 3:
+                    status, done, runtime, result = "running", NO_TIME, math.nan, _NO_RESULT
+                elif status == "error":
+                    h.messages[len(h.ids)] = _ERROR_MESSAGES[rng.randrange(len(_ERROR_MESSAGES))]
+                last += rng.choice((1, 1, 1, 1, 1, 2, 3, 9))
+                h.ids.append(last)
+                h.created.append(created)
+                h.completed.append(done)
+                h.status.append(HISTORY_STATUSES.index(status))
+                h.source.append(source_ids[source])
+                h.runtime.append(runtime)
+                h.result_source.append(result)
+                h.dashboard_id.append(dashboard)
+                h.look_id.append(look)
+                h.user_id.append(user)
+                h.query_id.append(query)
+                h.query_kind.append(kinds[(query * 2_654_435_761) % len(kinds)])
+                h.max_query_id = max(h.max_query_id, query)
+
     # ------------------------------------------------------------ synthetic
     @classmethod
     def synthetic(
@@ -398,8 +759,12 @@ class SystemActivity:
         seed: int = 0,
         attrs_per_event: float = 3.0,
         n_users: int = 50,
+        n_history: int = 0,
     ) -> SystemActivity:
         """Deterministic, realistic data: ``n_events`` events spread over ``span`` up to ``end``.
+
+        ``n_history`` query history rows over the same span are added with
+        :meth:`synthetic_history`.
 
         Attribute counts are scaled from each event type's documented attributes,
         so the achievable average is capped by the catalogue (about 3.1); event
@@ -449,6 +814,8 @@ class SystemActivity:
             pools[n][(i * 7919 + n * 104_729) % lengths[n]] for i, prefix in enumerate(prefixes) for n in prefix
         ]
         data.attr_ids = array("q", range(1, len(data.attr_values) + 1))
+        if n_history:
+            data.synthetic_history(n_history, end=end, span=span, seed=seed)
         return data
 
     def _add_synthetic_users(self, rng: random.Random, n_users: int) -> None:
