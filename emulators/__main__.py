@@ -27,6 +27,8 @@ from emulators.secret_manager import SecretManagerEmulator
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m emulators", description=__doc__)
     parser.add_argument("--events", type=int, default=2000, help="synthetic System Activity events")
+    parser.add_argument("--history", type=int, default=0,
+                        help="synthetic query history rows (System Activity's history explore) over the same span")
     parser.add_argument("--span-minutes", type=float, default=60.0, help="the events cover this many minutes up to now")
     parser.add_argument("--end-minutes-ago", type=float, default=0.0,
                         help="the last event is this many minutes old (so a backfill finds every event settled)")
@@ -48,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     client_secret = args.client_secret or secrets.token_urlsafe(24)
     data = SystemActivity.synthetic(
-        args.events, end=datetime.now(UTC) - timedelta(minutes=args.end_minutes_ago), span=timedelta(minutes=args.span_minutes), seed=args.seed
+        args.events,
+        end=datetime.now(UTC) - timedelta(minutes=args.end_minutes_ago),
+        span=timedelta(minutes=args.span_minutes),
+        seed=args.seed,
+        n_history=args.history,
     )
     looker = LookerEmulator(
         data,

@@ -2,13 +2,13 @@
 
 Serves ``/api/4.0/login``, ``/logout``, ``/queries`` and the run-query endpoints
 over real HTTP for the ``system__activity`` model's ``event``,
-``event_attribute`` and ``user`` explores.  It mirrors Looker's documented
+``event_attribute``, ``user`` and ``history`` (query history) explores.  It mirrors Looker's documented
 behaviour, including the unfriendly parts: 404 on bad credentials, a silent
 5000-row default limit, end-exclusive date ranges, results in the query's
 time zone and System Activity's forced result caching.
 
-Run standalone with ``python -m emulators.looker --events 10000 --client-id ID
---client-secret S``; it prints ``{"base_url": ...}`` and serves until killed.
+Run standalone with ``python -m emulators.looker --events 10000 --history 5000
+--client-id ID --client-secret S``; it prints ``{"base_url": ...}`` and serves until killed.
 """
 
 from __future__ import annotations
@@ -32,12 +32,19 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from emulators.looker_data import NO_ID, SystemActivity, to_micros
+from emulators.looker_data import (
+    HISTORY_RESULT_SOURCES,
+    HISTORY_STATUSES,
+    NO_ID,
+    NO_TIME,
+    SystemActivity,
+    to_micros,
+)
 
 DOC_URL = "https://cloud.google.com/looker/docs/"
 MODEL = "system__activity"
 DEFAULT_LIMIT = 5000
-CACHE_TTL_SECONDS = {"event": 3600, "event_attribute": 12 * 3600, "user": 12 * 3600}
+CACHE_TTL_SECONDS = {"event": 3600, "event_attribute": 12 * 3600, "user": 12 * 3600, "history": 12 * 3600}
 EMULATED_FORMATS = {"json"}
 OTHER_FORMATS = {"json_bi", "json_detail", "csv", "txt", "html", "md", "xlsx", "sql", "png", "jpg"}
 
@@ -433,6 +440,45 @@ def _attribute_fields(d: SystemActivity) -> dict[str, FieldSpec]:
     return fields
 
 
+def _history_fields(d: SystemActivity) -> dict[str, FieldSpec]:
+    """Fields of the History explore (with its Query and User joins), read from a row position."""
+    h = d.history
+
+    def user_attr(name: str) -> Getter:
+        return lambda i: getattr(u, name) if (u := d.users.get(h.user_id[i])) else None
+
+    def runtime(i: int) -> float | None:
+        value = h.runtime[i]
+        return None if value != value else value  # NaN: still running
+
+    def result_source(i: int) -> str | None:
+        index = h.result_source[i]
+        return None if index < 0 else HISTORY_RESULT_SOURCES[index]
+
+    def completed(i: int) -> int | None:
+        value = h.completed[i]
+        return None if value == NO_TIME else value
+
+    return {
+        "history.id": FieldSpec("number", h.ids.__getitem__),
+        "history.created_time": FieldSpec("time", h.created.__getitem__),
+        "history.completed_time": FieldSpec("time", completed),
+        "history.status": FieldSpec("string", lambda i: HISTORY_STATUSES[h.status[i]]),
+        "history.source": FieldSpec("string", lambda i: h.sources[h.source[i]]),
+        "history.runtime": FieldSpec("number", runtime),
+        "history.result_source": FieldSpec("string", result_source),
+        "history.message": FieldSpec("string", h.messages.get),
+        "history.dashboard_id": FieldSpec("number", lambda i: _opt(h.dashboard_id[i])),
+        "history.look_id": FieldSpec("number", lambda i: _opt(h.look_id[i])),
+        "query.id": FieldSpec("number", h.query_id.__getitem__),
+        "query.model": FieldSpec("string", lambda i: h.query_kinds[h.query_kind[i]][0]),
+        "query.view": FieldSpec("string", lambda i: h.query_kinds[h.query_kind[i]][1]),
+        "user.id": FieldSpec("number", user_attr("id")),
+        "user.email": FieldSpec("string", user_attr("email")),
+        "user.name": FieldSpec("string", user_attr("name")),
+    }
+
+
 USER_FIELDS = {
     "user.id": FieldSpec("number", lambda r: r[0].id),
     "user.email": FieldSpec("string", lambda r: r[0].email),
@@ -488,6 +534,7 @@ class QueryEngine:
             "event": _event_fields(data),
             "event_attribute": _attribute_fields(data),
             "user": USER_FIELDS,
+            "history": _history_fields(data),
         }
 
     def plan(self, query: dict[str, Any], limit: Any, now: datetime) -> _Plan:
@@ -578,7 +625,7 @@ class QueryEngine:
         specs = plan.specs
         tests = [(specs[name].get, f.test) for name, f in plan.filters]
         candidates, natural = self._candidates(plan)
-        if plan.view != "user" and self.data.has_hidden_ids:
+        if plan.view in ("event", "event_attribute") and self.data.has_hidden_ids:
             event_of = self.data.attr_event.__getitem__ if plan.view == "event_attribute" else None
             tests.append((event_of or (lambda i: i), self.data.is_visible))
 
@@ -623,6 +670,8 @@ class QueryEngine:
                 for name, perms in (user.permission_sets or ((None, ()),))
             ], {}
         with_filters = dict(plan.filters)
+        if plan.view == "history":
+            return self._history_candidates(with_filters)
         lo, hi = 0, d.visible_count()
         natural = {"event.id": plan.view == "event"}
         for name in ("event.id", "event_attribute.event_id"):
@@ -642,6 +691,19 @@ class QueryEngine:
             start = max(start, bisect_left(d.attr_ids, f.lo))
             stop = min(stop, bisect_right(d.attr_ids, f.hi))
         return range(start, max(start, stop)), natural
+
+    def _history_candidates(self, with_filters: dict[str, Filter]) -> tuple[range, dict[str, bool]]:
+        """History row positions narrowed by the id and created-time hulls (bisect)."""
+        h = self.data.history
+        lo, hi = 0, len(h.ids)
+        natural = {"history.id": True}
+        if f := with_filters.get("history.id"):
+            lo, hi = max(lo, bisect_left(h.ids, f.lo)), min(hi, bisect_right(h.ids, f.hi))
+        if h.created_sorted:
+            natural["history.created_time"] = False
+            if f := with_filters.get("history.created_time"):
+                lo, hi = max(lo, bisect_left(h.created, f.lo)), min(hi, bisect_right(h.created, f.hi))
+        return range(lo, max(lo, hi)), natural
 
     @staticmethod
     def _streaming_direction(plan: _Plan, natural: dict[str, bool]) -> bool | None:
@@ -1113,6 +1175,7 @@ def main(argv: list[str] | None = None) -> None:
     """Serve synthetic System Activity until killed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--history", type=int, default=0, help="synthetic query history rows")
     parser.add_argument("--span-days", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--client-id", required=True)
@@ -1121,7 +1184,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
-    data = SystemActivity.synthetic(args.events, end=_utc_now(), span=timedelta(days=args.span_days), seed=args.seed)
+    data = SystemActivity.synthetic(
+        args.events, end=_utc_now(), span=timedelta(days=args.span_days), seed=args.seed, n_history=args.history
+    )
     emulator = LookerEmulator(
         data,
         client_id=args.client_id,

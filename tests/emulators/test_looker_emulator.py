@@ -379,7 +379,7 @@ def test_filter_expressions(emulator: LookerEmulator, field: str, expr: str, exp
         ("event", ["event.id"], {"event.created_time": "last tuesday-ish"}, 400),
         ("event", ["event.id"], {"event.bogus": "1"}, 400),
         ("event", ["event_attribute.name"], {}, 400),
-        ("history", ["history.id"], {}, 404),
+        ("scheduled_plan_nope", ["history.id"], {}, 404),
     ],
 )
 def test_invalid_queries_are_rejected(
