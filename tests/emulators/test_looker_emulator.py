@@ -6,59 +6,17 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import looker_sdk
 import pytest
 import requests
+from looker_client import CLIENT_ID, CLIENT_SECRET, T0, FakeClock, run, sdk_for
 from looker_sdk import error as sdk_error
 from looker_sdk import models40
-from looker_sdk.rtl.api_settings import ApiSettings, SettingsConfig
 
 from emulators.looker import LookerEmulator
 from emulators.looker_data import SystemActivity
-
-CLIENT_ID, CLIENT_SECRET = "emulator-id", "emulator-secret"
-T0 = datetime(2024, 3, 10, 12, 0, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    """A settable clock for the emulator."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Settings(ApiSettings):
-    """SDK settings from memory instead of looker.ini or the environment."""
-
-    def __init__(self, base_url: str, client_secret: str = CLIENT_SECRET) -> None:
-        self._config: SettingsConfig = {
-            "base_url": base_url,
-            "client_id": CLIENT_ID,
-            "client_secret": client_secret,
-            "verify_ssl": "false",
-            "timeout": "30",
-        }
-        super().__init__()
-
-    def read_config(self) -> SettingsConfig:
-        return dict(self._config)  # type: ignore[return-value]
-
-
-def sdk_for(emulator: LookerEmulator, secret: str = CLIENT_SECRET) -> Any:
-    return looker_sdk.init40(config_settings=Settings(emulator.base_url, secret))
-
-
-def run(sdk: Any, view: str, fields: list[str], **kwargs: Any) -> list[dict[str, Any]]:
-    query_args = {k: v for k, v in kwargs.items() if k in ("filters", "sorts", "limit", "query_timezone")}
-    call_args = {k: v for k, v in kwargs.items() if k not in query_args}
-    body = models40.WriteQuery(model="system__activity", view=view, fields=fields, **query_args)
-    return json.loads(sdk.run_inline_query("json", body, **call_args))  # type: ignore[no-any-return]
 
 
 def small_data() -> SystemActivity:
@@ -112,9 +70,9 @@ def big() -> Iterator[LookerEmulator]:
 
 
 def test_login_and_wrong_secret_answer_like_looker(emulator: LookerEmulator) -> None:
-    assert run(sdk_for(emulator), "event", ["event.id"], sorts=["event.id"], limit="1") == [{"event.id": 10}]
+    assert run(sdk_for(emulator.base_url), "event", ["event.id"], sorts=["event.id"], limit="1") == [{"event.id": 10}]
     with pytest.raises(sdk_error.SDKError, match="Not found"):
-        run(sdk_for(emulator, "wrong"), "event", ["event.id"])
+        run(sdk_for(emulator.base_url, "wrong"), "event", ["event.id"])
     raw = requests.post(
         f"{emulator.base_url}/api/4.0/login",
         data={"client_id": CLIENT_ID, "client_secret": "wrong"},
@@ -155,7 +113,7 @@ def test_authentication_is_required_and_tokens_expire(emulator: LookerEmulator, 
 
 
 def test_logout_invalidates_the_token(emulator: LookerEmulator) -> None:
-    sdk = sdk_for(emulator)
+    sdk = sdk_for(emulator.base_url)
     run(sdk, "event", ["event.id"])
     token = sdk.auth.token.access_token
     sdk.auth.logout()
@@ -169,7 +127,7 @@ def test_logout_invalidates_the_token(emulator: LookerEmulator) -> None:
 
 
 def test_default_limit_is_5000_and_minus_one_is_unlimited(big: LookerEmulator) -> None:
-    sdk = sdk_for(big)
+    sdk = sdk_for(big.base_url)
     assert len(run(sdk, "event", ["event.id"])) == 5000
     assert len(run(sdk, "event", ["event.id"], limit="")) == 5000
     assert len(run(sdk, "event", ["event.id"], limit="-1")) == 12_345
@@ -179,7 +137,7 @@ def test_default_limit_is_5000_and_minus_one_is_unlimited(big: LookerEmulator) -
 
 
 def test_keyset_paging_by_event_id_sees_every_event_once(big: LookerEmulator) -> None:
-    sdk, last, seen = sdk_for(big), 0, []
+    sdk, last, seen = sdk_for(big.base_url), 0, []
     while page := run(
         sdk,
         "event",
@@ -195,14 +153,14 @@ def test_keyset_paging_by_event_id_sees_every_event_once(big: LookerEmulator) ->
 
 
 def test_default_sort_is_newest_first_on_the_time_field(emulator: LookerEmulator) -> None:
-    rows = run(sdk_for(emulator), "event", ["event.id", "event.created_time"])
+    rows = run(sdk_for(emulator.base_url), "event", ["event.id", "event.created_time"])
     assert [r["event.id"] for r in rows] == [30, 21, 20, 13, 10]
-    rows = run(sdk_for(emulator), "event", ["event.name", "event.id"])
+    rows = run(sdk_for(emulator.base_url), "event", ["event.name", "event.id"])
     assert rows[0]["event.name"] == "accept_integration_hub_legal_agreement"
 
 
 def test_time_filters_in_utc(emulator: LookerEmulator) -> None:
-    sdk = sdk_for(emulator)
+    sdk = sdk_for(emulator.base_url)
 
     def ids(expr: str) -> list[int]:
         rows = run(
@@ -231,7 +189,7 @@ def test_time_filters_in_utc(emulator: LookerEmulator) -> None:
 
 
 def test_time_filters_and_results_follow_the_user_time_zone(emulator: LookerEmulator) -> None:
-    sdk = sdk_for(emulator)  # API user zone: America/Los_Angeles (PDT, UTC-7, since 10:00 UTC)
+    sdk = sdk_for(emulator.base_url)  # API user zone: America/Los_Angeles (PDT, UTC-7, since 10:00 UTC)
     rows = run(
         sdk,
         "event",
@@ -256,7 +214,7 @@ def test_time_filters_and_results_follow_the_user_time_zone(emulator: LookerEmul
 
 
 def test_relative_filters_are_minute_aligned_and_include_now(emulator: LookerEmulator, clock: FakeClock) -> None:
-    sdk = sdk_for(emulator)
+    sdk = sdk_for(emulator.base_url)
     clock.now = T0 + timedelta(minutes=2, seconds=5)  # 12:02:05 UTC
 
     def ids(expr: str) -> list[int]:
@@ -274,7 +232,7 @@ def test_relative_filters_are_minute_aligned_and_include_now(emulator: LookerEmu
 def test_identical_queries_are_served_from_cache_even_with_cache_false(
     emulator: LookerEmulator, clock: FakeClock
 ) -> None:
-    sdk = sdk_for(emulator)
+    sdk = sdk_for(emulator.base_url)
     first = run(sdk, "event", ["event.id"], sorts=["event.id"], cache=False)
     emulator.data.add_event("logout", created=T0 + timedelta(minutes=2), user_id=1)
     assert run(sdk, "event", ["event.id"], sorts=["event.id"], cache=False) == first
@@ -283,14 +241,14 @@ def test_identical_queries_are_served_from_cache_even_with_cache_false(
     clock.now += timedelta(minutes=59)
     assert run(sdk, "event", ["event.id"], sorts=["event.id"], cache=False) == first
     clock.now += timedelta(minutes=1)  # event explore: 1 hour (the emulator's token expired too)
-    assert len(run(sdk_for(emulator), "event", ["event.id"], sorts=["event.id"], cache=False)) == 6
+    assert len(run(sdk_for(emulator.base_url), "event", ["event.id"], sorts=["event.id"], cache=False)) == 6
 
 
 def test_events_without_attributes_are_absent_from_event_attribute(
     emulator: LookerEmulator,
 ) -> None:
     rows = run(
-        sdk_for(emulator),
+        sdk_for(emulator.base_url),
         "event_attribute",
         ["event.id", "event.name", "event_attribute.name", "event_attribute.value"],
         sorts=["event.id", "event_attribute.id"],
@@ -305,7 +263,7 @@ def test_events_without_attributes_are_absent_from_event_attribute(
 
 
 def test_joined_user_fields_and_user_explore(emulator: LookerEmulator) -> None:
-    sdk = sdk_for(emulator)
+    sdk = sdk_for(emulator.base_url)
     rows = run(
         sdk,
         "event",
@@ -367,7 +325,7 @@ def test_joined_user_fields_and_user_explore(emulator: LookerEmulator) -> None:
     ],
 )
 def test_filter_expressions(emulator: LookerEmulator, field: str, expr: str, expected: list[int]) -> None:
-    rows = run(sdk_for(emulator), "event", ["event.id"], filters={field: expr}, sorts=["event.id"])
+    rows = run(sdk_for(emulator.base_url), "event", ["event.id"], filters={field: expr}, sorts=["event.id"])
     assert [r["event.id"] for r in rows] == expected
 
 
@@ -399,11 +357,11 @@ def test_invalid_queries_are_rejected(
     assert answer.status_code == status
     assert answer.json()["message"]
     with pytest.raises(sdk_error.SDKError):
-        run(sdk_for(emulator), view, fields, filters=filters)
+        run(sdk_for(emulator.base_url), view, fields, filters=filters)
 
 
 def test_create_query_then_run_query(emulator: LookerEmulator) -> None:
-    sdk = sdk_for(emulator)
+    sdk = sdk_for(emulator.base_url)
     query = sdk.create_query(
         models40.WriteQuery(
             model="system__activity",
@@ -423,7 +381,7 @@ def test_create_query_then_run_query(emulator: LookerEmulator) -> None:
 
 
 def test_fault_injection(emulator: LookerEmulator) -> None:
-    sdk = sdk_for(emulator)
+    sdk = sdk_for(emulator.base_url)
 
     def query(client: Any) -> list[dict[str, Any]]:
         return run(client, "event", ["event.id"], sorts=["event.id"])
@@ -444,7 +402,7 @@ def test_fault_injection(emulator: LookerEmulator) -> None:
         query(sdk)
     emulator.inject("slow:0.3")
     started = time.perf_counter()
-    query(sdk_for(emulator))
+    query(sdk_for(emulator.base_url))
     assert time.perf_counter() - started >= 0.3
     emulator.inject(429, path_contains="/login")
     limited = requests.post(f"{emulator.base_url}/api/4.0/login", timeout=5)
@@ -456,7 +414,7 @@ def test_fault_injection(emulator: LookerEmulator) -> None:
 def test_late_rows_and_emulator_endpoints(emulator: LookerEmulator) -> None:
     emulator.data.hide_after(20)
     emulator.data.hide_ids([13])
-    sdk = sdk_for(emulator)
+    sdk = sdk_for(emulator.base_url)
     assert [r["event.id"] for r in run(sdk, "event", ["event.id"], sorts=["event.id"])] == [10, 20]
     emulator.data.reveal_all()
     emulator.clear_cache()
@@ -495,7 +453,7 @@ def test_million_events_keyset_page_latency() -> None:
     data = SystemActivity.synthetic(1_000_000, end=T0, span=timedelta(days=30))
     generated = time.perf_counter() - started
     with LookerEmulator(data, client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as emu:
-        sdk = sdk_for(emu)
+        sdk = sdk_for(emu.base_url)
         middle = data.ids[500_000]
         timings = {}
         for view, fields in (

@@ -9,21 +9,16 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
-import looker_sdk
 import pytest
 import requests
+from looker_client import CLIENT_ID, CLIENT_SECRET, T0, FakeClock, run, sdk_for
 from looker_sdk import error as sdk_error
-from looker_sdk import models40
-from looker_sdk.rtl.api_settings import ApiSettings, SettingsConfig
 
 from emulators.looker import LookerEmulator
 from emulators.looker_data import HISTORY_SOURCES, SystemActivity
 
-CLIENT_ID, CLIENT_SECRET = "emulator-id", "emulator-secret"
-T0 = datetime(2024, 3, 10, 12, 0, 0, tzinfo=UTC)  # US DST starts that day at 10:00 UTC
 ALL = [
     "history.id",
     "history.created_time",
@@ -42,40 +37,6 @@ ALL = [
     "user.email",
     "user.name",
 ]
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Settings(ApiSettings):
-    def __init__(self, base_url: str, client_secret: str = CLIENT_SECRET) -> None:
-        self._config: SettingsConfig = {
-            "base_url": base_url,
-            "client_id": CLIENT_ID,
-            "client_secret": client_secret,
-            "verify_ssl": "false",
-            "timeout": "30",
-        }
-        super().__init__()
-
-    def read_config(self) -> SettingsConfig:
-        return dict(self._config)  # type: ignore[return-value]
-
-
-def sdk_for(base_url: str, secret: str = CLIENT_SECRET) -> Any:
-    return looker_sdk.init40(config_settings=Settings(base_url, secret))
-
-
-def run(sdk: Any, fields: list[str], **kwargs: Any) -> list[dict[str, Any]]:
-    query_args = {k: v for k, v in kwargs.items() if k in ("filters", "sorts", "limit", "query_timezone")}
-    call_args = {k: v for k, v in kwargs.items() if k not in query_args}
-    body = models40.WriteQuery(model="system__activity", view="history", fields=fields, **query_args)
-    return json.loads(sdk.run_inline_query("json", body, **call_args))  # type: ignore[no-any-return]
 
 
 def small_history() -> SystemActivity:
@@ -138,7 +99,7 @@ def big() -> Iterator[LookerEmulator]:
 
 
 def test_every_field_in_utc(emulator: LookerEmulator) -> None:
-    rows = run(sdk_for(emulator.base_url), ALL, sorts=["history.id"], query_timezone="UTC")
+    rows = run(sdk_for(emulator.base_url), "history", ALL, sorts=["history.id"], query_timezone="UTC")
     assert rows == [
         {
             "history.id": 5,
@@ -219,7 +180,7 @@ def test_times_follow_the_query_or_user_time_zone(emulator: LookerEmulator) -> N
     sdk = sdk_for(emulator.base_url)
     fields = ["history.id", "history.created_time", "history.completed_time"]
     # the API user's zone, America/Los_Angeles: PST (UTC-8) before 10:00 UTC, PDT (UTC-7) after
-    assert run(sdk, fields, sorts=["history.id"], limit="2") == [
+    assert run(sdk, "history", fields, sorts=["history.id"], limit="2") == [
         {
             "history.id": 5,
             "history.created_time": "2024-03-10 01:00:00",
@@ -231,7 +192,7 @@ def test_times_follow_the_query_or_user_time_zone(emulator: LookerEmulator) -> N
             "history.completed_time": "2024-03-10 03:00:30",
         },
     ]
-    assert run(sdk, fields, filters={"history.id": "7"}, query_timezone="Asia/Tokyo") == [
+    assert run(sdk, "history", fields, filters={"history.id": "7"}, query_timezone="Asia/Tokyo") == [
         {
             "history.id": 7,
             "history.created_time": "2024-03-10 19:00:00",
@@ -241,6 +202,7 @@ def test_times_follow_the_query_or_user_time_zone(emulator: LookerEmulator) -> N
     # filters are read in the same zone, end-exclusive
     in_la = run(
         sdk,
+        "history",
         ["history.id"],
         filters={"history.created_time": "2024-03-10 01:00:00 to 2024-03-10 03:00:00"},
         sorts=["history.id"],
@@ -248,6 +210,7 @@ def test_times_follow_the_query_or_user_time_zone(emulator: LookerEmulator) -> N
     assert in_la == [{"history.id": 5}]
     in_tokyo = run(
         sdk,
+        "history",
         ["history.id"],
         filters={"history.completed_time": "after 2024-03-10 19:00:30"},
         sorts=["history.id"],
@@ -257,9 +220,10 @@ def test_times_follow_the_query_or_user_time_zone(emulator: LookerEmulator) -> N
 
 
 def test_default_sort_is_newest_first_on_created_time(emulator: LookerEmulator) -> None:
-    rows = run(sdk_for(emulator.base_url), ["history.id", "history.created_time"])
+    rows = run(sdk_for(emulator.base_url), "history", ["history.id", "history.created_time"])
     assert [r["history.id"] for r in rows] == [12, 8, 7, 5]
-    by_runtime = run(sdk_for(emulator.base_url), ["history.id", "history.runtime"], sorts=["history.runtime desc"])
+    by_runtime = run(sdk_for(emulator.base_url), "history", ["history.id", "history.runtime"],
+                     sorts=["history.runtime desc"])
     assert [r["history.id"] for r in by_runtime] == [7, 5, 8, 12]  # NULL sorts first ascending, last descending
 
 
@@ -291,7 +255,7 @@ def test_default_sort_is_newest_first_on_created_time(emulator: LookerEmulator) 
     ],
 )
 def test_filters_on_history_fields(emulator: LookerEmulator, field: str, expr: str, expected: list[int]) -> None:
-    rows = run(sdk_for(emulator.base_url), ["history.id"], filters={field: expr}, sorts=["history.id"])
+    rows = run(sdk_for(emulator.base_url), "history", ["history.id"], filters={field: expr}, sorts=["history.id"])
     assert [r["history.id"] for r in rows] == expected
 
 
@@ -300,7 +264,7 @@ def test_running_rows_complete_later_and_the_cache_stays_stale_for_12_hours(
 ) -> None:
     sdk = sdk_for(emulator.base_url)
     fields = ["history.id", "history.status", "history.completed_time", "history.runtime", "history.result_source"]
-    first = run(sdk, fields, sorts=["history.id"], query_timezone="UTC")
+    first = run(sdk, "history", fields, sorts=["history.id"], query_timezone="UTC")
     assert first[-1] == {
         "history.id": 12,
         "history.status": "running",
@@ -316,14 +280,14 @@ def test_running_rows_complete_later_and_the_cache_stays_stale_for_12_hours(
         "history.runtime": 120.0,
         "history.result_source": "query",
     }
-    assert run(sdk, fields, sorts=["history.id"], query_timezone="UTC", cache=False) == first  # cached
+    assert run(sdk, "history", fields, sorts=["history.id"], query_timezone="UTC", cache=False) == first  # cached
     assert emulator.stats()["cache_hits"] == 1
-    other = run(sdk, fields, sorts=["history.id desc"], query_timezone="UTC")  # a different query
+    other = run(sdk, "history", fields, sorts=["history.id desc"], query_timezone="UTC")  # a different query
     assert other[0] == done
     clock.now += timedelta(hours=11, minutes=59)
-    assert run(sdk_for(emulator.base_url), fields, sorts=["history.id"], query_timezone="UTC") == first
+    assert run(sdk_for(emulator.base_url), "history", fields, sorts=["history.id"], query_timezone="UTC") == first
     clock.now += timedelta(minutes=1)  # history explore: 12 hours
-    assert run(sdk_for(emulator.base_url), fields, sorts=["history.id"], query_timezone="UTC")[-1] == done
+    assert run(sdk_for(emulator.base_url), "history", fields, sorts=["history.id"], query_timezone="UTC")[-1] == done
     assert emulator.data.history_entry(12).status == "complete"
     with pytest.raises(ValueError, match="not running"):
         emulator.data.complete_history(12, completed=T0 + timedelta(minutes=2), runtime=1.0)
@@ -342,6 +306,7 @@ def test_complete_history_as_an_error_or_killed(emulator: LookerEmulator) -> Non
     )
     rows = run(
         sdk_for(emulator.base_url),
+        "history",
         ["history.id", "history.status", "history.result_source", "history.message", "query.id"],
         filters={"history.id": ">12"},
         sorts=["history.id"],
@@ -418,14 +383,15 @@ def test_unknown_fields_and_bad_filters_are_400(
     assert answer.status_code == 400
     assert answer.json()["message"]
     with pytest.raises(sdk_error.SDKError):
-        run(sdk_for(emulator.base_url), fields, filters=filters, sorts=sorts)
+        run(sdk_for(emulator.base_url), "history", fields, filters=filters, sorts=sorts)
 
 
 def test_keyset_paging_by_history_id_sees_every_row_once(big: LookerEmulator) -> None:
     sdk, last, seen = sdk_for(big.base_url), 0, []
-    assert len(run(sdk, ["history.id"])) == 5000  # the silent default limit
+    assert len(run(sdk, "history", ["history.id"])) == 5000  # the silent default limit
     while page := run(
         sdk,
+        "history",
         ["history.id", "history.created_time", "history.status"],
         filters={"history.id": f">{last}"},
         sorts=["history.id"],
@@ -497,7 +463,8 @@ def test_200k_history_rows_keyset_page_latency() -> None:
     with LookerEmulator(data, client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as emu:
         middle = data.history.ids[100_000]
         started = time.perf_counter()
-        rows = run(sdk_for(emu.base_url), ALL, filters={"history.id": f">{middle}"}, sorts=["history.id"], limit="5000")
+        rows = run(sdk_for(emu.base_url), "history", ALL, filters={"history.id": f">{middle}"}, sorts=["history.id"],
+                   limit="5000")
         elapsed = time.perf_counter() - started
     assert len(rows) == 5000 and rows[0]["history.id"] > middle
     print(f"\n200k history rows generated in {generated:.2f}s; a 5000-row keyset page in {elapsed * 1000:.0f} ms")
@@ -526,7 +493,7 @@ def test_python_m_emulators_serves_synthetic_history() -> None:
         assert process.stdout is not None
         env = json.loads(process.stdout.readline())
         sdk = sdk_for(env["LOOKER_BASE_URL"])
-        rows = run(sdk, ["history.id", "history.status"], sorts=["history.id"], limit="-1")
+        rows = run(sdk, "history", ["history.id", "history.status"], sorts=["history.id"], limit="-1")
         assert len(rows) == 3000
         assert rows[-1]["history.status"] == "running"
     finally:
