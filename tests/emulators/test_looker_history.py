@@ -437,7 +437,7 @@ def test_synthetic_history_is_realistic_and_deterministic() -> None:
     assert all(r.completed and r.runtime is not None and r.completed <= T0 for r in finished)
     assert all((r.message is not None) == (r.status == "error") for r in rows)
     assert len({r.message for r in rows if r.message}) > 3
-    cached = [r.runtime for r in finished if r.result_source in ("cache", "datagroup")]
+    cached = [r.runtime or 0.0 for r in finished if r.result_source in ("cache", "datagroup")]
     assert len(cached) > 0.25 * len(rows) and max(cached) < 0.1
     assert {name for name, _, _ in HISTORY_SOURCES} == {r.source for r in rows}
     for r in rows:
