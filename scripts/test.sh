@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 WITH_CHECKOV=1 scripts/bootstrap.sh
 export CHECKOV="$PWD/.venv-checkov/bin/checkov"
 .venv/bin/ruff check .
-.venv/bin/mypy looker_audit_export main.py emulators benchmarks
+.venv/bin/mypy looker_audit_export main.py emulators benchmarks scripts tests
 .venv/bin/python -m pytest "$@"

@@ -58,6 +58,7 @@ def test_events_without_attributes_and_sudo_events_are_exported(stack: Stack) ->
     for event in sudo[:20]:
         delegation = audit(exported[f"looker-{host}-event-{event.id}"]).authentication_info
         assert delegation.service_account_delegation_info, event
+        assert event.sudo_user_id is not None
         sudo_user = stack.data.users[event.sudo_user_id]
         assert delegation.service_account_delegation_info[0].first_party_principal.principal_email == \
             sudo_user.email

@@ -397,7 +397,9 @@ def test_each_instance_has_its_own_cursor(cfg: Config):
         'resource.name.startsWith("projects/_/buckets/${google_storage_bucket.state.name}/objects/${each.key}/")'
     )
     object_path = state_uri.removeprefix("gs://${google_storage_bucket.state.name}/")
-    prefix = re.search(r"/objects/(.*)\"\)$", condition["expression"]).group(1)
+    found = re.search(r"/objects/(.*)\"\)$", condition["expression"])
+    assert found, condition["expression"]
+    prefix = found.group(1)
     assert object_path.startswith(prefix) and prefix.endswith("/"), "a trailing / keeps prod/ apart from prod-eu/"
 
 
