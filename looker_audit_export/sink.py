@@ -133,10 +133,7 @@ class CloudLoggingSink:
         request = _RequestPb(entries=batch, partial_success=True)
         size = request.ByteSize()
         if len(batch) > 1 and size > MAX_REQUEST_BYTES:
-            half = len(batch) // 2
-            first = self._send(batch[:half], deadline)
-            second = self._send(batch[half:], deadline)
-            return {**first, **{index + half: reason for index, reason in second.items()}}
+            return self._send_halves(batch, deadline)
         remaining = deadline - time.monotonic()
         if remaining <= 1:
             raise SinkError(f"time budget exhausted with {len(batch)} entries still to write")
@@ -157,10 +154,7 @@ class CloudLoggingSink:
             # Halve the batch until the invalid entries stand alone, so they cannot block the rest.
             log.info("Cloud Logging rejected a request of %d entries (%s); sending it in halves",
                      len(batch), exc.message)
-            half = len(batch) // 2
-            first = self._send(batch[:half], deadline)
-            second = self._send(batch[half:], deadline)
-            return {**first, **{index + half: reason for index, reason in second.items()}}
+            return self._send_halves(batch, deadline)
         except gexc.PermissionDenied as exc:
             raise SinkError(f"Cloud Logging denied the write ({exc.message}): grant the function's service "
                             "account roles/logging.logWriter on the project") from None
@@ -171,6 +165,14 @@ class CloudLoggingSink:
         except gexc.GoogleAPICallError as exc:
             raise SinkError(f"Cloud Logging refused the write: {exc.code} {exc.message}") from None
         return {}
+
+
+    def _send_halves(self, batch: list[Message], deadline: float) -> dict[int, str]:
+        """``_send`` each half of the batch; the rejected entries by their index in the whole batch."""
+        half = len(batch) // 2
+        first = self._send(batch[:half], deadline)
+        second = self._send(batch[half:], deadline)
+        return {**first, **{index + half: reason for index, reason in second.items()}}
 
 
 def _gave_up(cause: Exception | None) -> str:
