@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -97,6 +99,9 @@ class Window:
     until: datetime
 
 
+#: Entries mapped before they are handed to the writer thread (rounded up to whole write batches).
+WRITE_CHUNK_ENTRIES = 1000
+
 #: A row time further than this after the settle point cannot be true (the query asked for rows before now).
 IMPLAUSIBLE_FUTURE = timedelta(days=1)
 
@@ -163,18 +168,35 @@ def _neighbour_time(times: list[datetime | None], index: int) -> datetime | None
     return None
 
 
+@dataclass
+class _Read:
+    """One page as the reader thread fetched it: the rows, what may be exported now, and its lookups."""
+
+    rows: list[dict[str, Any]]
+    ready: int
+    page: list[dict[str, Any]]
+    ids: list[int]
+    attributes: dict[int, list[tuple[str, Any]]] = field(default_factory=dict)
+    new_users: dict[int, LookerUser] = field(default_factory=dict)
+
+
 class _Stream:
     """How one System Activity explore becomes log entries; the run loop is shared."""
 
     name = ""
     explore: Explore
     context: EntryContext
+    #: Users known so far (the events stream looks up the new ones of each page).
+    users: dict[int, LookerUser]
 
     def ready(self, rows: list[dict[str, Any]], until: datetime, now: datetime) -> int:
         """How many leading rows may be exported now (the rest wait for a later run)."""
         return settled_prefix(rows, until, self.explore.time_field)
 
-    def entries(self, page: list[dict[str, Any]], ids: list[int], now: datetime, deadline: float) -> list[Message]:
+    def lookups(self, read: _Read, known_users: frozenset[int], now: datetime, deadline: float) -> None:
+        """Fetch what mapping ``read.page`` needs besides its rows (runs in the reader thread)."""
+
+    def entries(self, read: _Read) -> Iterator[Message]:
         raise NotImplementedError
 
 
@@ -185,20 +207,22 @@ class _EventsStream(_Stream):
     def __init__(self, source: LookerSource, context: EntryContext, users: dict[int, LookerUser]) -> None:
         self.source, self.context, self.users = source, context, users
 
-    def entries(self, page: list[dict[str, Any]], ids: list[int], now: datetime, deadline: float) -> list[Message]:
-        attributes = self.source.attributes(min(ids), max(ids), until=now, deadline=deadline) if ids else {}
-        missing = _user_ids(page) - self.users.keys()
+    def lookups(self, read: _Read, known_users: frozenset[int], now: datetime, deadline: float) -> None:
+        if read.ids:
+            read.attributes = self.source.attributes(min(read.ids), max(read.ids), until=now, deadline=deadline)
+        missing = _user_ids(read.page) - known_users
         if missing:
-            self.users.update(self.source.users(missing, until=now, deadline=deadline))
+            read.new_users = self.source.users(missing, until=now, deadline=deadline)
+
+    def entries(self, read: _Read) -> Iterator[Message]:
+        page, attributes = read.page, read.attributes
         times = [parse_looker_time(row.get("event.created_time")) for row in page]
-        entries = []
         for index, row in enumerate(page):
             row_context = self.context
             if times[index] is None:  # no readable time: take a neighbour's, the same again on a redo
                 fallback = _neighbour_time(times, index) or self.context.fallback_time
                 row_context = replace(self.context, fallback_time=fallback)
-            entries.append(to_log_entry(LookerEvent(row, attributes.get(event_id(row) or -1, ())), row_context))
-        return entries
+            yield to_log_entry(LookerEvent(row, attributes.get(event_id(row) or -1, ())), row_context)
 
 
 class _HistoryStream(_Stream):
@@ -206,13 +230,13 @@ class _HistoryStream(_Stream):
     explore = HISTORY
 
     def __init__(self, context: EntryContext, max_running: timedelta) -> None:
-        self.context, self.max_running = context, max_running
+        self.context, self.max_running, self.users = context, max_running, {}
 
     def ready(self, rows: list[dict[str, Any]], until: datetime, now: datetime) -> int:
         return min(super().ready(rows, until, now), finished_prefix(rows, now, self.max_running))
 
-    def entries(self, page: list[dict[str, Any]], ids: list[int], now: datetime, deadline: float) -> list[Message]:
-        return [to_history_entry(row, self.context) for row in page]
+    def entries(self, read: _Read) -> Iterator[Message]:
+        return (to_history_entry(row, self.context) for row in read.page)
 
 
 class Exporter:
@@ -277,15 +301,28 @@ class Exporter:
         stored, token = self.store.load(deadline=deadline)
         cursor = Cursor.from_json(stored, self.store.uri, host) if stored else Cursor(host)
         now = self.clock().replace(microsecond=0)
-        for stream in self._streams(now):
-            stream_summary = summary.streams.setdefault(stream.name, StreamSummary())
-            token = self._run_stream(stream, cursor, token, now, deadline, window, summary, stream_summary,
-                                     on_page)
+        # One reader thread makes every Looker call (the SDK session is never shared) and reads the next
+        # page while this one is mapped; one writer thread writes entries while the next ones are mapped.
+        reader = ThreadPoolExecutor(1, thread_name_prefix="looker-read")
+        writer = ThreadPoolExecutor(1, thread_name_prefix="logging-write")
+        try:
+            for stream in self._streams(now):
+                stream_summary = summary.streams.setdefault(stream.name, StreamSummary())
+                token = self._run_stream(stream, cursor, token, now, deadline, window, summary, stream_summary,
+                                         on_page, reader, writer)
+        finally:
+            reader.shutdown(wait=True, cancel_futures=True)
+            writer.shutdown(wait=True, cancel_futures=True)
 
     def _run_stream(self, stream: _Stream, cursor: Cursor, token: int, now: datetime, deadline: float,
                     window: Window | None, summary: RunSummary, result: StreamSummary,
-                    on_page: Callable[[str, StreamSummary, datetime | None], None] | None) -> int:
-        """The page loop of one stream; returns the cursor's new version token."""
+                    on_page: Callable[[str, StreamSummary, datetime | None], None] | None,
+                    reader: ThreadPoolExecutor, writer: ThreadPoolExecutor) -> int:
+        """The page loop of one stream; returns the cursor's new version token.
+
+        Page k + 1 is read (in ``reader``) while page k is mapped and written; the cursor moves past page k
+        only once Cloud Logging has accepted all of it.
+        """
         config, explore = self.config, stream.explore
         position = cursor.position(stream.name)
         result.cursor_before = result.cursor_after = position.last_id
@@ -295,51 +332,107 @@ class Exporter:
         if position.last_id is None:
             default_start = window.since if window else now - timedelta(minutes=config.initial_lookback_minutes)
             since = parse_looker_time(position.not_before) or default_start
-        while True:
-            page_started = time.monotonic()
-            rows = self.source.page(explore, after_id=position.last_id, since=since, until=upper,
+
+        def read(after_id: int | None, known_users: frozenset[int]) -> _Read:
+            rows = self.source.page(explore, after_id=after_id, since=since, until=upper,
                                     limit=config.page_size, deadline=deadline)
-            summary.pages += 1
-            summary.events_read += len(rows)
-            result.read += len(rows)
             ready = stream.ready(rows, until, now)
-            result.held_back += len(rows) - ready
-            summary.held_back_unsettled += len(rows) - ready
             page = unique_rows(rows[:ready], explore.id_field)
-            summary.duplicate_rows += ready - len(page)
             ids = [number for number in (whole_number(row.get(explore.id_field)) for row in page)
                    if number is not None]
-            written_before = self.sink.stats.entries_written
+            found = _Read(rows, ready, page, ids)
             if page:
-                self.sink.write(stream.entries(page, ids, now, deadline), deadline=deadline,
-                                shrink=self._shrink, placeholder=self._placeholder(stream))
-            result.written += self.sink.stats.entries_written - written_before
-            newest = max((t for t in (parse_looker_time(r.get(explore.time_field)) for r in page) if t),
-                         default=None)
-            if newest is not None:
-                result.newest_time = newest.isoformat()
-            if ids:
-                position.last_id, position.not_before = max(ids), None
-            elif position.last_id is None:
-                position.not_before = (since if since and since > until else until).strftime("%Y-%m-%d %H:%M:%S")
-            if ids or position.last_id is None:
-                cursor.updated_at = now.isoformat()
-                token = self.store.save(cursor.to_json(), token, deadline=deadline)
-                result.cursor_after = position.last_id
-            if on_page is not None:
-                on_page(stream.name, result, newest)
-            done = len(rows) < config.page_size or ready < len(rows)
-            if done or not ids:
-                result.caught_up = done
-                break
-            if deadline - time.monotonic() < 2 * (time.monotonic() - page_started) + 5:
-                log.info("Time budget nearly spent after %d pages; the next run continues %s from id %s",
-                         summary.pages, stream.name, position.last_id)
-                break
+                stream.lookups(found, known_users, now, deadline)
+            return found
+
+        pending = reader.submit(read, position.last_id, frozenset(stream.users))
+        try:
+            while True:
+                page_started = time.monotonic()
+                fetched = pending.result()
+                stream.users.update(fetched.new_users)
+                rows, ready, page, ids = fetched.rows, fetched.ready, fetched.page, fetched.ids
+                done = len(rows) < config.page_size or ready < len(rows)
+                if not done and ids:  # the loop goes on: read the next page meanwhile
+                    pending = reader.submit(read, max(ids), frozenset(stream.users))
+                summary.pages += 1
+                summary.events_read += len(rows)
+                result.read += len(rows)
+                result.held_back += len(rows) - ready
+                summary.held_back_unsettled += len(rows) - ready
+                summary.duplicate_rows += ready - len(page)
+                written_before = self.sink.stats.entries_written
+                if page:
+                    self._write(stream.entries(fetched), stream, writer, deadline)
+                result.written += self.sink.stats.entries_written - written_before
+                newest = max((t for t in (parse_looker_time(r.get(explore.time_field)) for r in page) if t),
+                             default=None)
+                if newest is not None:
+                    result.newest_time = newest.isoformat()
+                if ids:
+                    position.last_id, position.not_before = max(ids), None
+                elif position.last_id is None:
+                    position.not_before = (since if since and since > until else until).strftime(
+                        "%Y-%m-%d %H:%M:%S")
+                if ids or position.last_id is None:
+                    cursor.updated_at = now.isoformat()
+                    token = self.store.save(cursor.to_json(), token, deadline=deadline)
+                    result.cursor_after = position.last_id
+                if on_page is not None:
+                    on_page(stream.name, result, newest)
+                if done or not ids:
+                    result.caught_up = done
+                    break
+                if deadline - time.monotonic() < 2 * (time.monotonic() - page_started) + 5:
+                    log.info("Time budget nearly spent after %d pages; the next run continues %s from id %s",
+                             summary.pages, stream.name, position.last_id)
+                    break
+        finally:
+            pending.cancel()  # a read not started yet is not needed any more
         result.lag_seconds = 0.0 if result.caught_up else (
             round((now - datetime.fromisoformat(result.newest_time)).total_seconds(), 1)
             if result.newest_time else None)
         return token
+
+    def _write(self, entries: Iterator[Message], stream: _Stream, writer: ThreadPoolExecutor,
+               deadline: float) -> None:
+        """Write entries in chunks, each (in ``writer``) while the next is mapped; return once all are written.
+
+        At most two chunks are in flight. After a failure no further chunk starts, and the writes under
+        way end before the error is raised, so nothing is written behind the caller's back.
+        """
+        batch = self.config.write_batch_entries
+        chunk_size = batch * -(-WRITE_CHUNK_ENTRIES // batch)
+        stand_in = self._placeholder(stream)
+        failed = threading.Event()
+
+        def write(chunk: list[Message]) -> None:
+            if failed.is_set():
+                return
+            try:
+                self.sink.write(chunk, deadline=deadline, shrink=self._shrink, placeholder=stand_in)
+            except BaseException:
+                failed.set()
+                raise
+
+        writes: list[Future[None]] = []
+        chunk: list[Message] = []
+        try:
+            for entry in entries:
+                chunk.append(entry)
+                if len(chunk) == chunk_size:
+                    if len(writes) >= 2:
+                        writes[-2].result()
+                    writes.append(writer.submit(write, chunk))
+                    chunk = []
+            if chunk:
+                writes.append(writer.submit(write, chunk))
+            for done in writes:
+                done.result()
+        except BaseException:
+            failed.set()
+            wait(writes)
+            raise
 
     @staticmethod
     def _shrink(entry: Message, reason: str) -> Message:
