@@ -31,6 +31,7 @@ Faults come from :class:`emulators._grpc.GrpcEmulator` (``inject``,
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import threading
@@ -107,7 +108,7 @@ class LoggingEmulator(GrpcEmulator):
         super().__init__(
             SERVICE,
             {
-                "WriteLogEntries": unary(self._write, _WriteRequestPb, _WriteResponsePb),
+                "WriteLogEntries": unary(self._write, _SizedWriteRequest, _WriteResponsePb),
                 "ListLogEntries": unary(self._list, _ListRequestPb, _ListResponsePb),
             },
             host=host,
@@ -189,8 +190,8 @@ class LoggingEmulator(GrpcEmulator):
             for key, delta in deltas.items():
                 self._stats[key] += delta
 
-    def _write(self, request: Any) -> Any:
-        size = request.ByteSize()
+    def _write(self, sized: tuple[Any, int]) -> Any:
+        request, size = sized  # the serialized size is the length received: no need to serialize again
         self._count(write_calls=1, bytes_received=size, entries_received=len(request.entries))
         if self.latency_seconds:
             time.sleep(self.latency_seconds)
@@ -208,11 +209,14 @@ class LoggingEmulator(GrpcEmulator):
                 f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes.",
             )
         now_ns = time.time_ns()
+        now_s = now_ns // 1_000_000_000
         errors: dict[int, str] = {}
         valid = []
+        has_defaults = bool(request.log_name or request.HasField("resource") or request.labels)
         for index, entry in enumerate(request.entries):
-            _merge_defaults(request, entry)
-            error = self._entry_error(entry, now_ns // 1_000_000_000)
+            if has_defaults:
+                _merge_defaults(request, entry)
+            error = self._entry_error(entry, now_s)
             if error is None:
                 valid.append(entry)
             else:
@@ -238,20 +242,15 @@ class LoggingEmulator(GrpcEmulator):
 
     def _entry_error(self, entry: Any, now_s: int) -> str | None:
         """Why ``entry`` (defaults merged) is invalid, or None if it is valid."""
-        if not entry.log_name:
-            return "Log entry has no logName and the request has no default logName."
-        match = _LOG_NAME.fullmatch(entry.log_name)
-        if match is None or not _PROJECT.fullmatch(match[1]):
-            return f"Invalid log name {entry.log_name!r}: expected projects/[PROJECT_ID]/logs/[LOG_ID]."
-        if not _ENCODED_LOG_ID.fullmatch(match[2]) or not _LOG_ID.fullmatch(unquote(match[2])):
-            return (
-                f"Invalid log ID in {entry.log_name!r}: it must be URL-encoded, under 512 "
-                "characters, and contain only [A-Za-z0-9/_.-]."
-            )
-        if not entry.resource.type:
+        error = _log_name_error(entry.log_name)
+        if error:
+            return error
+        resource = entry.resource
+        if not resource.type:
             return "Log entry has no monitored resource type and the request has no default."
-        if entry.resource.type == "audited_resource":
-            missing = sorted({"service", "method"} - {k for k, v in entry.resource.labels.items() if v})
+        if resource.type == "audited_resource":
+            labels = resource.labels
+            missing = [key for key in ("method", "service") if not labels.get(key)]  # sorted
             if missing:
                 return f"Resource audited_resource is missing required labels: {', '.join(missing)}."
         if entry.severity not in _SEVERITIES:
@@ -259,18 +258,20 @@ class LoggingEmulator(GrpcEmulator):
         if len(entry.labels) > MAX_LABELS:
             return f"Log entry has {len(entry.labels)} labels; at most {MAX_LABELS} are allowed."
         if entry.WhichOneof("payload") == "proto_payload":
-            parse = _PROTO_PAYLOAD_PARSERS.get(entry.proto_payload.type_url)
+            payload = entry.proto_payload
+            parse = _PROTO_PAYLOAD_PARSERS.get(payload.type_url)
             if parse is None:
-                return f"Unsupported proto_payload type: {entry.proto_payload.type_url!r}."
+                return f"Unsupported proto_payload type: {payload.type_url!r}."
             try:
-                parse(entry.proto_payload.value)
+                parse(payload.value)
             except message.DecodeError:
-                return f"Cannot parse proto_payload of type {entry.proto_payload.type_url!r}."
+                return f"Cannot parse proto_payload of type {payload.type_url!r}."
         if entry.HasField("timestamp"):
-            if not 0 <= entry.timestamp.nanos < 1_000_000_000:
+            timestamp = entry.timestamp
+            if not 0 <= timestamp.nanos < 1_000_000_000:
                 return "Log entry timestamp has out-of-range nanos."
-            if entry.timestamp.seconds > now_s + MAX_FUTURE_SECONDS:
-                return f"Log entry timestamp (seconds={entry.timestamp.seconds}) is more than 24 hours in the future."
+            if timestamp.seconds > now_s + MAX_FUTURE_SECONDS:
+                return f"Log entry timestamp (seconds={timestamp.seconds}) is more than 24 hours in the future."
         size = entry.ByteSize()
         if size > MAX_ENTRY_BYTES:
             return f"Log entry with size {size / 1024:.1f}K exceeds maximum size of 256.0K."
@@ -282,27 +283,23 @@ class LoggingEmulator(GrpcEmulator):
 
     def _store(self, entries: list[Any], now_ns: int) -> None:
         oldest = now_ns // 1_000_000_000 - RETENTION_SECONDS
+        seen = self._seen
         with self._lock:
             for entry in entries:
                 if not entry.HasField("timestamp"):
                     entry.timestamp.FromNanoseconds(now_ns)
                 if not entry.insert_id:
                     entry.insert_id = f"emulator-{next(self._insert_ids):016d}"
-                if entry.timestamp.seconds < oldest:
+                timestamp = entry.timestamp
+                seconds = timestamp.seconds
+                if seconds < oldest:
                     self._stats["dropped_old"] += 1
                     continue
-                key = hash(
-                    (
-                        entry.log_name.split("/", 2)[1],
-                        entry.insert_id,
-                        entry.timestamp.seconds,
-                        entry.timestamp.nanos,
-                    )
-                )
-                if key in self._seen:
+                key = hash((entry.log_name.split("/", 2)[1], entry.insert_id, seconds, timestamp.nanos))
+                if key in seen:
                     self._stats["duplicates_ignored"] += 1
                     continue
-                self._seen.add(key)
+                seen.add(key)
                 self._stats["entries_stored"] += 1
                 if self.store_entries:
                     entry.receive_timestamp.FromNanoseconds(now_ns)
@@ -342,6 +339,30 @@ class LoggingEmulator(GrpcEmulator):
         if end < len(matching):
             response.next_page_token = str(end)
         return response
+
+
+class _SizedWriteRequest:
+    """Deserializes a ``WriteLogEntriesRequest`` together with its size on the wire."""
+
+    @staticmethod
+    def FromString(data: bytes) -> tuple[Any, int]:  # the name gRPC calls
+        return _WriteRequestPb.FromString(data), len(data)
+
+
+@functools.lru_cache(maxsize=4096)
+def _log_name_error(log_name: str) -> str | None:
+    """Why a (defaults merged) log name is invalid, or None; the same few names recur in every request."""
+    if not log_name:
+        return "Log entry has no logName and the request has no default logName."
+    match = _LOG_NAME.fullmatch(log_name)
+    if match is None or not _PROJECT.fullmatch(match[1]):
+        return f"Invalid log name {log_name!r}: expected projects/[PROJECT_ID]/logs/[LOG_ID]."
+    if not _ENCODED_LOG_ID.fullmatch(match[2]) or not _LOG_ID.fullmatch(unquote(match[2])):
+        return (
+            f"Invalid log ID in {log_name!r}: it must be URL-encoded, under 512 "
+            "characters, and contain only [A-Za-z0-9/_.-]."
+        )
+    return None
 
 
 def _merge_defaults(request: Any, entry: Any) -> None:
