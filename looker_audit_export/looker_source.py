@@ -158,10 +158,14 @@ class LookerSource:
             rows = self._query("event_attribute", ATTRIBUTE_FIELDS, filters, ["event_attribute.id"],
                                ATTRIBUTE_PAGE_ROWS, deadline)
             for row in rows:
-                owner = whole_number(row.get("event_attribute.event_id"))
-                if owner is not None:
-                    found.setdefault(owner, []).append((str(row.get("event_attribute.name")),
-                                                        row.get("event_attribute.value")))
+                owner = row.get("event_attribute.event_id")
+                if type(owner) is not int:  # the usual JSON integer needs no conversion
+                    owner = whole_number(owner)
+                    if owner is None:
+                        continue
+                name = row.get("event_attribute.name")
+                found.setdefault(owner, []).append((name if type(name) is str else str(name),
+                                                    row.get("event_attribute.value")))
             if len(rows) < ATTRIBUTE_PAGE_ROWS:
                 return found
             next_after = whole_number(rows[-1].get("event_attribute.id"))
