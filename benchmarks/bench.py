@@ -60,6 +60,7 @@ def child(profile_to: str | None) -> int:
     from looker_audit_export.pipeline import build_exporter
 
     libraries_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cpu_started = _own_cpu_seconds()
     started = time.perf_counter()
     if profile_to:
         import cProfile
@@ -73,6 +74,7 @@ def child(profile_to: str | None) -> int:
     wall = time.perf_counter() - started
     print(json.dumps({
         "wall_seconds": wall,
+        "cpu_seconds": _own_cpu_seconds() - cpu_started,
         "summary": summary.as_dict(),
         "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "rss_after_imports_kb": libraries_kb,
@@ -81,9 +83,25 @@ def child(profile_to: str | None) -> int:
     return 0
 
 
-def export_once(env: dict[str, str], *, profile_to: str | None = None) -> dict[str, Any]:
-    """Run one export in a fresh child process and add the emulators' view of it."""
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process so far (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def export_once(env: dict[str, str], *, profile_to: str | None = None,
+                emulator_pid: int | None = None) -> dict[str, Any]:
+    """Run one export in a fresh child process and add the emulators' view of it (and their CPU time)."""
     before = read_json(env["STATS_URL"])
+    emulator_cpu_before = process_cpu_seconds(emulator_pid)
     command = [sys.executable, str(Path(__file__).resolve()), "--child"]
     if profile_to:
         command += ["--profile-to", profile_to]
@@ -92,6 +110,7 @@ def export_once(env: dict[str, str], *, profile_to: str | None = None) -> dict[s
     if done.returncode != 0:
         raise RuntimeError(f"the export child failed ({done.returncode}):\n{done.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    emulator_cpu_after = process_cpu_seconds(emulator_pid)
     after = read_json(env["STATS_URL"])
     logging_before, logging_after = before["logging"], after["logging"]
     looker_before, looker_after = before["looker"], after["looker"]
@@ -103,6 +122,8 @@ def export_once(env: dict[str, str], *, profile_to: str | None = None) -> dict[s
         "bytes_received": logging_after["bytes_received"] - logging_before["bytes_received"],
         "query_calls": looker_after["query_calls"] - looker_before["query_calls"],
         "rows_returned": looker_after["rows_returned"] - looker_before["rows_returned"],
+        "cpu_seconds": (None if emulator_cpu_before is None or emulator_cpu_after is None
+                        else round(emulator_cpu_after - emulator_cpu_before, 2)),
     }
     return result
 
@@ -132,11 +153,12 @@ def exporter_env(emulators: dict[str, str], events: int, label: str, batch: int 
     return env
 
 
-def measure(emulators: dict[str, str], events: int, runs: int, label: str, batch: int | None) -> dict[str, Any]:
+def measure(emulators: dict[str, str], events: int, runs: int, label: str, batch: int | None,
+            emulator_pid: int | None = None) -> dict[str, Any]:
     """``runs`` exports of all ``events``; the median wall time and what each run did."""
     results = []
     for run in range(runs):
-        result = export_once(exporter_env(emulators, events, f"{label}-{run}", batch))
+        result = export_once(exporter_env(emulators, events, f"{label}-{run}", batch), emulator_pid=emulator_pid)
         summary = result["summary"]
         complete = summary["caught_up"] and summary["events_written"] == events - summary["held_back_unsettled"]
         if not complete or summary["error"]:
@@ -165,6 +187,14 @@ def measure(emulators: dict[str, str], events: int, runs: int, label: str, batch
         "peak_rss_mb": round(max(r["peak_rss_kb"] for r in results) / 1024, 1),
         "rss_after_imports_mb": round(results[0]["rss_after_imports_kb"] / 1024, 1),
         "emulators": results[0]["emulators"],
+        # CPU seconds per 10,000 events (medians of the runs): the export child during run(), and the
+        # emulators' process (Looker, Cloud Logging, Secret Manager and GCS under one GIL) meanwhile
+        "cpu_per_10k_events": {
+            "exporter": round(statistics.median(r["cpu_seconds"] for r in results) * 10_000 / events, 3),
+            "emulators": (None if any(r["emulators"]["cpu_seconds"] is None for r in results) else
+                          round(statistics.median(r["emulators"]["cpu_seconds"] for r in results)
+                                * 10_000 / events, 3)),
+        },
     }
 
 
@@ -320,9 +350,9 @@ def main(argv: list[str] | None = None) -> int:
         process, emulators = start_emulators(*emulator_args(events, latency))
         try:
             print(f"N = {events:,}: emulators ready", flush=True)
-            exports.append(measure(emulators, events, runs, f"ours-{events}", None))
+            exports.append(measure(emulators, events, runs, f"ours-{events}", None, process.pid))
             if events == BASELINE_EVENTS:
-                baseline = measure(emulators, events, baseline_runs, f"baseline-{events}", 1)
+                baseline = measure(emulators, events, baseline_runs, f"baseline-{events}", 1, process.pid)
             if args.profile == events:
                 path = str(args.out / f"profile-{events}{'-latency' if args.latency else ''}.prof")
                 export_once(exporter_env(emulators, events, f"profile-{events}", None), profile_to=path)
@@ -356,6 +386,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['write_calls']:>7,} {r['entries_per_call']:>12,.1f} {r['query_calls']:>8} "
               f"{r['bytes_sent'] / 1e6:>8.1f} {r['peak_rss_mb']:>11.1f}")
     print(f"ratio at N = {BASELINE_EVENTS:,}: {found['ratio']}x the one-entry-per-call baseline")
+    for r in [*exports, {**baseline, "events": f"{baseline['events']} (1/call)"}]:
+        cpu = r["cpu_per_10k_events"]
+        emulators_cpu = "n/a" if cpu["emulators"] is None else f"{cpu['emulators']:.3f} s"
+        print(f"CPU per 10,000 events at N = {r['events']}: exporter {cpu['exporter']:.3f} s, "
+              f"emulators {emulators_cpu}")
     print(f"mapping alone: {mapping['rows_per_second']:,.0f} rows/s")
     for check, verdict in found["targets"].items():
         print(f"target {check}: {verdict['value']} {'met' if verdict['met'] else 'NOT MET'}")
