@@ -211,8 +211,9 @@ class _EventsStream(_Stream):
         if read.ids:
             read.attributes = self.source.attributes(min(read.ids), max(read.ids), until=now, deadline=deadline)
         missing = _user_ids(read.page) - known_users
-        if missing:
-            read.new_users = self.source.users(missing, until=now, deadline=deadline)
+        if missing:  # a user Looker no longer knows (deleted) is remembered too, so it is asked for once
+            found = self.source.users(missing, until=now, deadline=deadline)
+            read.new_users = {number: found.get(number, LookerUser(number)) for number in missing}
 
     def entries(self, read: _Read) -> Iterator[Message]:
         page, attributes = read.page, read.attributes

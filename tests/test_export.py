@@ -135,3 +135,13 @@ def test_missing_secret_and_bad_payload_are_clear_and_leak_nothing(stack: Stack,
         assert CLIENT_SECRET not in str(failure.value) and CLIENT_SECRET not in repr(failure.value.summary)
     out = capsys.readouterr()
     assert CLIENT_SECRET not in out.out + out.err
+
+
+def test_a_deleted_user_is_looked_up_once_per_run(stack: Stack) -> None:
+    start = now() - timedelta(minutes=10)
+    for index in range(30):
+        stack.data.add_event("login", created=start + timedelta(seconds=index), user_id=424242)
+    summary = stack.run(PAGE_SIZE="500")
+    assert sorted(stack.exported_ids()) == stack.visible_ids()
+    assert stack.looker.stats()["cache_hits"] == 0, "no query of the run repeats an earlier one"
+    assert summary.query_calls <= 3 * summary.pages
