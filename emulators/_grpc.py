@@ -7,13 +7,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import status_pb2
 from grpc_status import rpc_status
+
+from emulators._lifecycle import Served
 
 
 class Abort(Exception):
@@ -34,7 +35,7 @@ class _Fault:
     remaining: int  # -1: until clear_faults()
 
 
-class GrpcEmulator:
+class GrpcEmulator(Served):
     """A gRPC server hosting one service, with a queue of injectable faults.
 
     Faults are consumed in injection order, one per call of the faulted
@@ -83,17 +84,6 @@ class GrpcEmulator:
         """``host:port`` the server listens on (the port is known after start())."""
         return f"{self._host}:{self._port}"
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def inject(self, code: grpc.StatusCode, *, times: int = 1, message: str = "Injected fault") -> None:
         """Fail the next ``times`` calls with ``code`` (-1: every call until cleared)."""

@@ -26,11 +26,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import google_crc32c
+
+from emulators._lifecycle import Served
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
 _REASONS = {
@@ -98,7 +99,7 @@ def _md5(data: bytes) -> str:
     return _b64(hashlib.md5(data).digest())
 
 
-class GcsEmulator:
+class GcsEmulator(Served):
     """In-process GCS JSON API over HTTP.
 
     ``extra_stats`` adds sections to ``GET /_emulator/stats`` (used by
@@ -168,17 +169,6 @@ class GcsEmulator:
         """``http://host:port`` (the port is known after start())."""
         return f"http://{self._host}:{self._port}"
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- test hooks -----------------------------------------------------------
 

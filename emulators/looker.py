@@ -28,11 +28,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import islice
 from math import inf
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from emulators._lifecycle import Served
 from emulators.looker_data import (
     HISTORY_RESULT_SOURCES,
     HISTORY_STATUSES,
@@ -738,7 +738,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class LookerEmulator:
+class LookerEmulator(Served):
     """A Looker API 4.0 server for System Activity, running in a daemon thread."""
 
     def __init__(
@@ -801,17 +801,6 @@ class LookerEmulator:
                 self._thread.join()
             self._server = self._thread = None
 
-    def __enter__(self) -> LookerEmulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------- controls
     def inject(self, fault: Fault, *, path_contains: str = "queries", times: int = 1) -> None:
