@@ -20,7 +20,11 @@ from google.cloud.audit.audit_log_pb2 import AuditLog
 from google.cloud.logging_v2.types import LogEntry
 from google.logging.type.log_severity_pb2 import ERROR, INFO, NOTICE, WARNING
 from google.protobuf.message import Message
-from google.protobuf.struct_pb2 import Struct
+from google.protobuf.struct_pb2 import Struct, Value
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc.status_pb2 import Status
+
+from . import protowire
 
 LogEntryPb = LogEntry.pb()
 _AUDIT_LOG_TYPE_URL = "type.googleapis.com/google.cloud.audit.AuditLog"
@@ -226,24 +230,50 @@ def _set_value(target: Any, value: Any) -> None:
         target.CopyFrom(wrapper.fields["v"])
 
 
-def _set_json(target: Any, value: Any) -> None:
-    """``_set_value(target, _json_value(value))``, with the common scalar types in one step."""
+def _value_bytes(value: Any) -> bytes:
+    """The serialised ``Value`` that ``_set_value(target, _json_value(value))`` sets, common types first."""
     kind = type(value)
     if kind is str:
-        target.string_value = clean_text(value)
-    elif value is None:
-        target.null_value = 0
-    elif kind is int:
-        if abs(value) >= 2**53:
-            target.string_value = str(value)
-        else:
-            target.number_value = value
-    elif kind is bool:
-        target.bool_value = value
-    elif kind is float and math.isfinite(value):
-        target.number_value = value
-    else:
-        _set_value(target, _json_value(value))
+        return protowire.string_value(clean_text(value))
+    if value is None:
+        return protowire.NULL_VALUE
+    if (kind is int and -2**53 < value < 2**53) or (kind is float and math.isfinite(value)):
+        return protowire.number_value(value)
+    if kind is bool:
+        return protowire.TRUE_VALUE if value else protowire.FALSE_VALUE
+    target = Value()
+    _set_value(target, _json_value(value))
+    return target.SerializeToString()
+
+
+#: Serialised ``Struct`` items by key and value: most of a row's fields repeat from row to row.
+_ITEM_CACHE: dict[tuple[str, type, Any], bytes] = {}
+_ITEM_CACHE_SIZE = 8192
+_CACHED_TYPES = (str, int, type(None), bool)  # not float: 0.0 and -0.0 are equal keys
+
+
+def _struct(values: Mapping[Any, Any]) -> bytes:
+    """A serialised ``Struct`` of ``values``, keys as strings and values converted as ``_value_bytes`` does."""
+    cached = _ITEM_CACHE.get
+    try:  # the cache first, without a call per item
+        return b"".join([cached((key, type(value), value)) or _struct_item(str(key), value)
+                         for key, value in values.items()])
+    except TypeError:  # an unhashable value (a JSON list or object)
+        return b"".join([_struct_item(str(key), value) for key, value in values.items()])
+
+
+def _struct_item(key: str, value: Any) -> bytes:
+    """One serialised ``Struct`` field, ``key`` cleaned and ``value`` converted as ``_value_bytes`` does."""
+    kind = type(value)
+    if kind not in _CACHED_TYPES:
+        return protowire.struct_entry(clean_text(key).encode(), _value_bytes(value))
+    cache_key = (key, kind, value)
+    found = _ITEM_CACHE.get(cache_key)
+    if found is None:
+        if len(_ITEM_CACHE) >= _ITEM_CACHE_SIZE:
+            _ITEM_CACHE.clear()
+        found = _ITEM_CACHE[cache_key] = protowire.struct_entry(clean_text(key).encode(), _value_bytes(value))
+    return found
 
 
 def _set_struct(struct: Any, values: Mapping[str, Any]) -> None:
@@ -258,10 +288,12 @@ def _token(value: Any, default: str) -> str:
 
 
 def _capped(value: Any) -> str:
+    if type(value) is str and len(value) <= MAX_FIELD_CHARS and value.isascii():
+        return value
     return clean_text(str(value))[:MAX_FIELD_CHARS]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # one per name and category (``_kind`` caches): hashed by identity
 class _Kind:
     """What an event's name and category decide: tokens, method, severity, labels."""
 
@@ -271,14 +303,17 @@ class _Kind:
     severity: int
     name_label: str
     category_label: str
+    #: The serialised ``AuditLog`` fields that follow from the method.
+    audit_head: bytes
 
 
 @lru_cache(maxsize=4096, typed=True)
 def _kind(raw_name: Any, raw_category: Any) -> _Kind:
     name = _token(raw_name, "unknown")
     category = _token(raw_category, "uncategorized")
-    return _Kind(name, category, f"lookerapp.event.{category}.{name}", severity(name, category),
-                 _capped(name), _capped(category))
+    method = f"lookerapp.event.{category}.{name}"
+    return _Kind(name, category, method, severity(name, category), _capped(name), _capped(category),
+                 AuditLog(service_name=SERVICE_NAME, method_name=method).SerializeToString())
 
 
 def _kind_of(raw_name: Any, raw_category: Any) -> _Kind:
@@ -323,14 +358,23 @@ def _attributes(attributes: Sequence[tuple[str, Any]]) -> dict[str, Any]:
     return values
 
 
+#: Subject attributes by name: their rank in ``SUBJECT_ATTRIBUTES`` and their collection.
+_SUBJECTS = {attribute: (rank, collection) for rank, (attribute, collection) in enumerate(SUBJECT_ATTRIBUTES)}
+
+
 def _resource_name(host: str, attributes: Mapping[str, Any]) -> str:
-    for attribute, collection in SUBJECT_ATTRIBUTES:
-        value = attributes.get(attribute)
+    """``host/<collection>/<id>`` of the first subject attribute (in ``SUBJECT_ATTRIBUTES`` order) with a value."""
+    best: tuple[int, str] | None = None
+    subject: Any = None
+    for attribute, value in attributes.items():
+        found = _SUBJECTS.get(attribute)
+        if found is None or (best is not None and found > best):
+            continue
         if isinstance(value, list):
             value = value[0] if value else None
         if value not in (None, ""):
-            return f"{host}/{collection}/{_capped(value)}"
-    return host
+            best, subject = found, value
+    return host if best is None else f"{host}/{best[1]}/{_capped(subject)}"
 
 
 def _user(users: Mapping[int, LookerUser], value: Any) -> tuple[int | None, LookerUser | None]:
@@ -384,12 +428,37 @@ def _who_cached(host: str, row: Mapping[str, Any], users: Mapping[int, LookerUse
     return found
 
 
-def to_log_entry(event: LookerEvent, ctx: EntryContext) -> Message:
-    """Map one event to a LogEntry shaped like a GCP audit log entry; never raises on bad data.
+@lru_cache(maxsize=4096)
+def _entry_head(log_name: str, host: str, kind: _Kind, level: int) -> bytes:
+    """The serialised ``LogEntry`` fields that follow from the log, the host, the method and the severity."""
+    entry = LogEntryPb(log_name=log_name, severity=level)
+    entry.resource.type = RESOURCE_TYPE
+    entry.resource.labels.update({"service": SERVICE_NAME, "method": kind.method})
+    entry.labels.update({"looker_host": host, "event_category": kind.category_label, "event_name": kind.name_label})
+    return entry.SerializeToString()
 
-    The parts decided by the event's name and category, its time and its users are cached, and
-    the users' part is appended to the payload already serialised (protobuf merges concatenated
-    fields), so a row costs little more than its own attributes.
+
+@lru_cache(maxsize=4096)
+def _timestamp_field(seconds: int, nanos: int) -> bytes:
+    return protowire.field(_TIMESTAMP, Timestamp(seconds=seconds, nanos=nanos).SerializeToString())
+
+
+@lru_cache(maxsize=1024)
+def _status_field(status: str) -> bytes:
+    code = 0 if status.lower() in _SUCCESS_STATUSES else _UNKNOWN_CODE
+    return AuditLog(status=Status(code=code, message=_capped(status))).SerializeToString()
+
+
+_TIMESTAMP, _INSERT_ID, _PROTO_PAYLOAD = protowire.tag(9), protowire.tag(4), protowire.tag(2)
+_RESOURCE_NAME, _RESPONSE, _ANY_VALUE = protowire.tag(11), protowire.tag(17), protowire.tag(2)
+_ANY_TYPE_URL = protowire.field(protowire.tag(1), _AUDIT_LOG_TYPE_URL.encode())
+
+
+def log_entry_bytes(event: LookerEvent, ctx: EntryContext) -> bytes:
+    """Map one event to a serialised LogEntry shaped like a GCP audit log entry; never raises on bad data.
+
+    The parts that rows share (decided by the event's name and category, its time, its users, and most
+    field values) are serialised once and cached; a row joins them with the few bytes of its own.
     """
     row = event.row
     raw_name = row.get("event.name")
@@ -407,49 +476,36 @@ def to_log_entry(event: LookerEvent, ctx: EntryContext) -> Message:
         problems.append("event.name is missing")
 
     host = ctx.looker_host
-    audit = AuditLog(service_name=SERVICE_NAME, method_name=kind.method,
-                     resource_name=_resource_name(host, attributes))
-    status = attributes.get("status")
-    if isinstance(status, str) and status:
-        audit.status.code = 0 if status.lower() in _SUCCESS_STATUSES else _UNKNOWN_CODE
-        audit.status.message = _capped(status)
-    response = audit.response.fields
-    _set_struct(response["attributes"].struct_value, attributes)
-    if not attributes:
-        response["attributes"].struct_value.Clear()
-    looker = response["looker"].struct_value
-    looker_fields = looker.fields
-    for key, value in row.items():
-        _set_json(looker_fields[str(key)], value)
-    if not row:
-        looker.Clear()
+    response = [protowire.struct_entry(b"attributes", protowire.field(protowire.STRUCT_VALUE, _struct(attributes))),
+                protowire.struct_entry(b"looker", protowire.field(protowire.STRUCT_VALUE, _struct(row)))]
     if problems:
-        _set_value(response["export_problems"], problems)
-
+        response.append(protowire.struct_entry(b"export_problems", _value_bytes(problems)))
+    status = attributes.get("status")
+    audit = b"".join((
+        kind.audit_head,
+        protowire.field(_RESOURCE_NAME, _resource_name(host, attributes).encode()),
+        _status_field(status) if isinstance(status, str) and status else b"",
+        protowire.field(_RESPONSE, b"".join(response)),
+        _who_cached(host, row, ctx.users),
+    ))
     ident = f"looker-{host}-event-{number}" if number is not None else insert_id(host, row)
-    entry = LogEntryPb(log_name=ctx.log_name, insert_id=ident, severity=WARNING if problems else kind.severity)
-    entry.resource.type = RESOURCE_TYPE
-    resource_labels = entry.resource.labels
-    resource_labels["service"] = SERVICE_NAME
-    resource_labels["method"] = kind.method
-    labels = entry.labels
-    labels["looker_host"] = host
-    labels["event_category"] = kind.category_label
-    labels["event_name"] = kind.name_label
-    seconds, nanos = created or _seconds(ctx.fallback_time)
-    entry.timestamp.seconds = seconds
-    entry.timestamp.nanos = nanos
-    payload = entry.proto_payload
-    payload.type_url = _AUDIT_LOG_TYPE_URL
-    payload.value = value = audit.SerializeToString() + _who_cached(host, row, ctx.users)
-    # An upper bound of the entry's size (4 bytes a character, generous framing) spares most ByteSize calls.
-    others = len(ctx.log_name) + len(ident) + 2 * len(kind.method) + len(host) + len(kind.category_label) + \
-        len(kind.name_label) + len(RESOURCE_TYPE) + len(SERVICE_NAME) + len(_AUDIT_LOG_TYPE_URL)
-    if len(value) + 4 * others + 512 > MAX_ENTRY_BYTES and entry.ByteSize() > MAX_ENTRY_BYTES:
-        entry = shrink(entry, MAX_ENTRY_BYTES)
-        if entry.ByteSize() > MAX_ENTRY_BYTES:
-            return placeholder(event, ctx, f"the event does not fit in {MAX_ENTRY_BYTES} bytes even when shrunk")
+    entry = b"".join((
+        _entry_head(ctx.log_name, host, kind, WARNING if problems else kind.severity),
+        protowire.field(_INSERT_ID, ident.encode()),
+        _timestamp_field(*(created or _seconds(ctx.fallback_time))),
+        protowire.field(_PROTO_PAYLOAD, _ANY_TYPE_URL + protowire.field(_ANY_VALUE, audit)),
+    ))
+    if len(entry) > MAX_ENTRY_BYTES:
+        smaller = shrink(LogEntryPb.FromString(entry), MAX_ENTRY_BYTES)
+        if smaller.ByteSize() > MAX_ENTRY_BYTES:
+            smaller = placeholder(event, ctx, f"the event does not fit in {MAX_ENTRY_BYTES} bytes even when shrunk")
+        return smaller.SerializeToString()
     return entry
+
+
+def to_log_entry(event: LookerEvent, ctx: EntryContext) -> Message:
+    """``log_entry_bytes`` as a ``LogEntry`` message."""
+    return LogEntryPb.FromString(log_entry_bytes(event, ctx))
 
 
 #: Query history: ``history.status`` to the ``google.rpc.Code`` and severity of the entry.
