@@ -9,6 +9,7 @@ SIGTERM or SIGINT.  ``STATS_URL`` returns every emulator's counters.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import secrets
 import signal
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         n_history=args.history,
     )
+    # The synthetic data lives as long as the process: keep the collector, which every answer's many rows
+    # set off, from scanning it again and again.
+    gc.freeze()
     looker = LookerEmulator(
         data,
         client_id=args.client_id,

@@ -32,6 +32,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
+
 from emulators._lifecycle import Served
 from emulators.looker_data import (
     HISTORY_RESULT_SOURCES,
@@ -955,9 +957,10 @@ class LookerEmulator(Served):
             body, count = cached[1], cached[2]
         else:
             rows = self.engine.run(plan)
-            if plan.view == "event" and (self._tampered or self._duplicated):
+            tampered = plan.view == "event" and bool(self._tampered or self._duplicated)
+            if tampered:
                 rows = self._tamper_rows(rows)
-            body, count = _json_bytes(rows), len(rows)
+            body, count = _json_bytes(rows, tampered), len(rows)
             with self._lock:
                 self._cache[key] = (now, body, count)
         with self._lock:
@@ -987,8 +990,17 @@ class LookerEmulator(Served):
 OMIT: Any = object()
 
 
-def _json_bytes(rows: list[dict[str, Any]]) -> bytes:
-    """The JSON body: UTF-8 text, with lone surrogates (from tampered rows) escaped as JSON allows."""
+def _json_bytes(rows: list[dict[str, Any]], tampered: bool = False) -> bytes:
+    """The JSON body: UTF-8 text, with lone surrogates (from tampered rows) escaped as JSON allows.
+
+    orjson writes the usual rows several times faster. Tampered rows may hold what it refuses or writes
+    differently (lone surrogates, NaN): the standard library writes those.
+    """
+    if not tampered:
+        try:
+            return orjson.dumps(rows)
+        except orjson.JSONEncodeError:  # not a plain JSON value after all
+            pass
     text = json.dumps(rows, ensure_ascii=False)
     try:
         return text.encode()

@@ -264,16 +264,18 @@ def _struct(values: Mapping[Any, Any]) -> bytes:
 
 def _struct_item(key: str, value: Any) -> bytes:
     """One serialised ``Struct`` field, ``key`` cleaned and ``value`` converted as ``_value_bytes`` does."""
+    found = protowire.struct_entry(_struct_key(key), _value_bytes(value))
     kind = type(value)
-    if kind not in _CACHED_TYPES:
-        return protowire.struct_entry(clean_text(key).encode(), _value_bytes(value))
-    cache_key = (key, kind, value)
-    found = _ITEM_CACHE.get(cache_key)
-    if found is None:
+    if kind in _CACHED_TYPES:
         if len(_ITEM_CACHE) >= _ITEM_CACHE_SIZE:
             _ITEM_CACHE.clear()
-        found = _ITEM_CACHE[cache_key] = protowire.struct_entry(clean_text(key).encode(), _value_bytes(value))
+        _ITEM_CACHE[key, kind, value] = found
     return found
+
+
+@lru_cache(maxsize=1024)
+def _struct_key(key: str) -> bytes:
+    return protowire.struct_key(clean_text(key))
 
 
 def _set_struct(struct: Any, values: Mapping[str, Any]) -> None:
@@ -452,6 +454,7 @@ def _status_field(status: str) -> bytes:
 _TIMESTAMP, _INSERT_ID, _PROTO_PAYLOAD = protowire.tag(9), protowire.tag(4), protowire.tag(2)
 _RESOURCE_NAME, _RESPONSE, _ANY_VALUE = protowire.tag(11), protowire.tag(17), protowire.tag(2)
 _ANY_TYPE_URL = protowire.field(protowire.tag(1), _AUDIT_LOG_TYPE_URL.encode())
+_ATTRIBUTES, _LOOKER, _EXPORT_PROBLEMS = map(protowire.struct_key, ("attributes", "looker", "export_problems"))
 
 
 def log_entry_bytes(event: LookerEvent, ctx: EntryContext) -> bytes:
@@ -476,10 +479,10 @@ def log_entry_bytes(event: LookerEvent, ctx: EntryContext) -> bytes:
         problems.append("event.name is missing")
 
     host = ctx.looker_host
-    response = [protowire.struct_entry(b"attributes", protowire.field(protowire.STRUCT_VALUE, _struct(attributes))),
-                protowire.struct_entry(b"looker", protowire.field(protowire.STRUCT_VALUE, _struct(row)))]
+    response = [protowire.struct_entry(_ATTRIBUTES, protowire.field(protowire.STRUCT_VALUE, _struct(attributes))),
+                protowire.struct_entry(_LOOKER, protowire.field(protowire.STRUCT_VALUE, _struct(row)))]
     if problems:
-        response.append(protowire.struct_entry(b"export_problems", _value_bytes(problems)))
+        response.append(protowire.struct_entry(_EXPORT_PROBLEMS, _value_bytes(problems)))
     status = attributes.get("status")
     audit = b"".join((
         kind.audit_head,

@@ -59,7 +59,13 @@ _ENTRY_KEY = tag(1)
 _ENTRY_VALUE = tag(2)
 
 
+def struct_key(key: str) -> bytes:
+    """The key part of a ``Struct.fields`` item, for ``struct_entry``; ``key`` must be valid UTF-8."""
+    return field(_ENTRY_KEY, key.encode()) + _ENTRY_VALUE
+
+
 def struct_entry(key: bytes, value: bytes) -> bytes:
-    """One ``Struct.fields`` item: ``key`` (UTF-8) and the serialised ``Value``."""
-    inner = _ENTRY_KEY + varint(len(key)) + key + _ENTRY_VALUE + varint(len(value)) + value
-    return _STRUCT_ENTRY + varint(len(inner)) + inner
+    """One ``Struct.fields`` item: ``key`` (from ``struct_key``) and the serialised ``Value``."""
+    size = len(value)
+    length = _SMALL[size] if size < 16384 else varint(size)
+    return _STRUCT_ENTRY + varint(len(key) + len(length) + size) + key + length + value
