@@ -158,3 +158,21 @@ def test_any_row_gives_an_entry_cloud_logging_accepts(raw: dict[str, Any], attrs
     audit = audit_of(entry)
     assert audit.service_name == "looker.googleapis.com"
     assert audit.method_name.startswith("lookerapp.event.")
+
+
+json_scalars = st.one_of(st.none(), st.booleans(), st.text(), st.integers(-(2**53) + 1, 2**53 - 1),
+                         st.floats(allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.text(max_size=20), json_scalars, max_size=10),
+       st.lists(st.tuples(st.sampled_from(["title", "status", "dashboard_id", "sql"]), json_scalars), max_size=4))
+def test_response_holds_every_raw_field_and_attribute_as_looker_sent_it(raw: dict[str, Any],
+                                                                        attrs: list[tuple[str, Any]]) -> None:
+    response = json_format.MessageToDict(audit_of(to_log_entry(LookerEvent(raw, attrs), CONTEXT)).response)
+    assert response["looker"] == raw
+    by_name: dict[str, list[Any]] = {}
+    for name, value in attrs:
+        by_name.setdefault(name, []).append(value)
+    assert response["attributes"] == {name: values[0] if len(values) == 1 else values
+                                      for name, values in by_name.items()}
