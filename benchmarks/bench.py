@@ -262,9 +262,10 @@ def chart(results_dir: Path) -> Path:
         axes.plot([r["events"] for r in ours], [r["events_per_second"] for r in ours], line, marker="o",
                   color=colour, label=f"batched export ({what})")
         for r in ours:
+            above = line == "-"  # the loopback labels above their points, the latency ones to the left
             axes.annotate(f"{r['events_per_second']:,.0f}", (r["events"], r["events_per_second"]),
-                          textcoords="offset points", xytext=(0, 7) if line == "-" else (0, -14),
-                          ha="center", fontsize=8)
+                          textcoords="offset points", xytext=(0, 7) if above else (-10, -3),
+                          ha="center" if above else "right", fontsize=8)
         base = found["baseline"]
         axes.plot([base["events"]], [base["events_per_second"]], marker="s", linestyle="none",
                   color=baseline_colour,

@@ -491,9 +491,8 @@ def build_exporter(config: Config, *, sink: Sink | None = None, credentials: Loo
 def _tune_interpreter() -> None:
     """Settings for a process that runs exports (the function's instance, the CLI): measured in benchmarks/."""
     # The modules and clients live as long as the instance: move them out of the collector's reach, which
-    # the many rows of a run set off again and again (about a tenth of a run's time otherwise).
+    # the many rows of a run set off again and again (about 8% of a run's time otherwise).
     gc.freeze()
     # The reader thread makes many short socket reads; each waits for the mapping thread to release the GIL,
     # up to the switch interval (5 ms by default). 1 ms lets the next page arrive in time to be mapped.
     sys.setswitchinterval(0.001)
-
