@@ -25,13 +25,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import google_crc32c
 
-from emulators._lifecycle import Served
+from emulators._lifecycle import HttpServed, QuietHandler
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
 _REASONS = {
@@ -99,7 +99,7 @@ def _md5(data: bytes) -> str:
     return _b64(hashlib.md5(data).digest())
 
 
-class GcsEmulator(Served):
+class GcsEmulator(HttpServed):
     """In-process GCS JSON API over HTTP.
 
     ``extra_stats`` adds sections to ``GET /_emulator/stats`` (used by
@@ -120,8 +120,6 @@ class GcsEmulator(Served):
         self._buckets: dict[str, _Bucket] = {}
         self._last_generation = 0
         self._faults: list[list[int]] = []  # [status, remaining (-1: forever)]
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._stats = dict.fromkeys(
             (
                 "requests",
@@ -147,22 +145,10 @@ class GcsEmulator(Served):
             pass
 
         Handler.emulator = emulator
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._server.daemon_threads = True
-        self._port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        server = ThreadingHTTPServer((self._host, self._port), Handler)
+        self._port = server.server_address[1]
+        self._serve(server, "gcs-emulator")
         return self.base_url
-
-    def stop(self) -> None:
-        """Stop serving (idempotent)."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
 
     @property
     def base_url(self) -> str:
@@ -419,11 +405,7 @@ class GcsEmulator(Served):
         return _json(200, self._object_resource(bucket, name, obj))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes: without TCP_NODELAY the body waits for the client's
-    # delayed ACK (~40 ms on Linux), which no real server adds.
-    disable_nagle_algorithm = True
+class _Handler(QuietHandler):
     emulator: GcsEmulator
 
     def _serve(self) -> None:
@@ -446,9 +428,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Keep test output quiet."""
 
 
 def _int(query: Mapping[str, str], key: str) -> int:

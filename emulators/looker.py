@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from itertools import islice
 from math import inf
 from typing import Any
@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from emulators._lifecycle import Served
+from emulators._lifecycle import HttpServed, QuietHandler
 from emulators.looker_data import (
     HISTORY_RESULT_SOURCES,
     HISTORY_STATUSES,
@@ -740,7 +740,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class LookerEmulator(Served):
+class LookerEmulator(HttpServed):
     """A Looker API 4.0 server for System Activity, running in a daemon thread."""
 
     def __init__(
@@ -773,8 +773,6 @@ class LookerEmulator(Served):
         self._tampered: dict[int, dict[str, Any]] = {}
         self._duplicated: set[int] = set()
         self._stats = {"logins": 0, "query_calls": 0, "rows_returned": 0, "cache_hits": 0}
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -789,19 +787,8 @@ class LookerEmulator(Served):
         """Start serving in a daemon thread; returns the base URL."""
         server = _Server(self._address, _Handler)
         server.emulator = self
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="looker-emulator", daemon=True)
-        self._thread.start()
+        self._serve(server, "looker-emulator")
         return self.base_url
-
-    def stop(self) -> None:
-        """Stop the server and close its socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join()
-            self._server = self._thread = None
 
 
     # ------------------------------------------------------------- controls
@@ -1014,20 +1001,12 @@ _QUERY = re.compile(r"/api/4\.0/queries/([^/]+)")
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
     emulator: LookerEmulator
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes: without TCP_NODELAY the body waits for the client's
-    # delayed ACK (~40 ms on Linux), which no real server adds.
-    disable_nagle_algorithm = True
     server_version = "LookerEmulator/4.0"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet."""
 
     def do_GET(self) -> None:
         self._dispatch("GET")
