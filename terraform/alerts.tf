@@ -195,19 +195,20 @@ resource "google_monitoring_alert_policy" "exporter_lag" {
   }
 }
 
-resource "google_logging_metric" "exporter_failures" {
-  count = var.alerts.exporter_failures ? 1 : 0
+# Exporter runs by outcome (local.run_counters in signals.tf): failed and successful.
+resource "google_logging_metric" "exporter_runs" {
+  for_each = local.enabled_run_counters
 
   project     = var.project_id
-  name        = "${var.name_prefix}/exporter_failed_runs"
-  description = "Failed Looker export runs (\"Looker export failed\" at ERROR), by function."
-  filter      = "${local.function_log_filter} AND severity>=ERROR AND jsonPayload.message=~\"^Looker export failed\""
+  name        = "${var.name_prefix}/exporter_${each.key}_runs"
+  description = each.value.description
+  filter      = each.value.filter
 
   metric_descriptor {
     metric_kind  = "DELTA"
     value_type   = "INT64"
     unit         = "1"
-    display_name = "Looker export failed runs"
+    display_name = each.value.title
 
     labels {
       key         = "function"
@@ -219,6 +220,17 @@ resource "google_logging_metric" "exporter_failures" {
   label_extractors = {
     function = "EXTRACT(resource.labels.service_name)"
   }
+}
+
+# Each run metric was a resource of its own (with count) before: keep their state.
+moved {
+  from = google_logging_metric.exporter_failures[0]
+  to   = google_logging_metric.exporter_runs["failed"]
+}
+
+moved {
+  from = google_logging_metric.exporter_runs[0]
+  to   = google_logging_metric.exporter_runs["successful"]
 }
 
 resource "google_monitoring_alert_policy" "exporter_failures" {
@@ -235,7 +247,7 @@ resource "google_monitoring_alert_policy" "exporter_failures" {
     display_name = "More than ${var.exporter_failed_runs_threshold} failed runs in 1 h"
 
     condition_threshold {
-      filter          = "metric.type=\"${local.metric_prefix}/${google_logging_metric.exporter_failures[0].name}\" AND resource.type=\"cloud_run_revision\""
+      filter          = "metric.type=\"${local.metric_prefix}/${google_logging_metric.exporter_runs["failed"].name}\" AND resource.type=\"cloud_run_revision\""
       comparison      = "COMPARISON_GT"
       threshold_value = var.exporter_failed_runs_threshold
       duration        = "0s"
@@ -268,33 +280,6 @@ resource "google_monitoring_alert_policy" "exporter_failures" {
   }
 }
 
-# Successful runs; their absence for exporter_max_lag_seconds raises an alert.
-resource "google_logging_metric" "exporter_runs" {
-  count = var.alerts.exporter_no_success ? 1 : 0
-
-  project     = var.project_id
-  name        = "${var.name_prefix}/exporter_successful_runs"
-  description = "Successful Looker export runs (\"Looker export finished\" at INFO), by function."
-  filter      = "${local.function_log_filter} AND severity=INFO AND jsonPayload.message=~\"^Looker export finished\""
-
-  metric_descriptor {
-    metric_kind  = "DELTA"
-    value_type   = "INT64"
-    unit         = "1"
-    display_name = "Looker export successful runs"
-
-    labels {
-      key         = "function"
-      value_type  = "STRING"
-      description = "Function (Cloud Run service) name: one per Looker instance."
-    }
-  }
-
-  label_extractors = {
-    function = "EXTRACT(resource.labels.service_name)"
-  }
-}
-
 resource "google_monitoring_alert_policy" "exporter_no_success" {
   count = var.alerts.exporter_no_success ? 1 : 0
 
@@ -309,7 +294,7 @@ resource "google_monitoring_alert_policy" "exporter_no_success" {
     display_name = "No successful run for ${var.exporter_max_lag_seconds} s"
 
     condition_absent {
-      filter   = "metric.type=\"${local.metric_prefix}/${google_logging_metric.exporter_runs[0].name}\" AND resource.type=\"cloud_run_revision\""
+      filter   = "metric.type=\"${local.metric_prefix}/${google_logging_metric.exporter_runs["successful"].name}\" AND resource.type=\"cloud_run_revision\""
       duration = "${var.exporter_max_lag_seconds}s"
 
       aggregations {

@@ -86,4 +86,23 @@ locals {
     "resource.type=\"cloud_run_revision\"",
     "resource.labels.service_name=(${join(" OR ", [for i in values(local.instances) : "\"${i.function_name}\""])})",
   ])
+
+  # Exporter runs by outcome, counted from their summary lines; each is kept while the alert that reads it
+  # is on: failed runs raise exporter_failures, the absence of successful ones exporter_no_success.
+  run_counters = {
+    failed = {
+      alert       = "exporter_failures"
+      title       = "Looker export failed runs"
+      description = "Failed Looker export runs (\"Looker export failed\" at ERROR), by function."
+      filter      = "${local.function_log_filter} AND severity>=ERROR AND jsonPayload.message=~\"^Looker export failed\""
+    }
+    successful = {
+      alert       = "exporter_no_success"
+      title       = "Looker export successful runs"
+      description = "Successful Looker export runs (\"Looker export finished\" at INFO), by function."
+      filter      = "${local.function_log_filter} AND severity=INFO AND jsonPayload.message=~\"^Looker export finished\""
+    }
+  }
+
+  enabled_run_counters = { for k, c in local.run_counters : k => c if var.alerts[c.alert] }
 }

@@ -112,6 +112,7 @@ class Config:
         self.variables: dict[str, dict] = {}
         self.outputs: dict[str, dict] = {}
         self.locals: dict[str, Any] = {}
+        self.moved: list[dict] = []
         self.terraform: list[dict] = []
         for path in sorted(directory.glob("*.tf")):
             with path.open() as fh:
@@ -131,6 +132,7 @@ class Config:
                 self.outputs.update(item)
             for item in doc.get("locals", []):
                 self.locals.update(item)
+            self.moved.extend(doc.get("moved", []))
             self.terraform.extend(doc.get("terraform", []))
 
     def one(self, rtype: str) -> tuple[str, dict]:
@@ -673,13 +675,17 @@ def test_every_signal_is_switchable(cfg: Config):
     health = {
         ("google_logging_metric", "exporter_lag"): "exporter_lag",
         ("google_monitoring_alert_policy", "exporter_lag"): "exporter_lag",
-        ("google_logging_metric", "exporter_failures"): "exporter_failures",
         ("google_monitoring_alert_policy", "exporter_failures"): "exporter_failures",
-        ("google_logging_metric", "exporter_runs"): "exporter_no_success",
         ("google_monitoring_alert_policy", "exporter_no_success"): "exporter_no_success",
     }
     for (rtype, name), switch in health.items():
         assert expr(cfg.resources[rtype][name]["count"]) == f"var.alerts.{switch} ? 1 : 0", (rtype, name)
+    # The run counters follow the alert that reads them.
+    assert expr(cfg.resources["google_logging_metric"]["exporter_runs"]["for_each"]) == "local.enabled_run_counters"
+    assert "if var.alerts[c.alert]" in cfg.locals["enabled_run_counters"]
+    counters = cfg.locals["run_counters"]
+    assert {k: c["alert"] for k, c in counters.items()} == {"failed": "exporter_failures",
+                                                             "successful": "exporter_no_success"}
 
 
 def test_every_alert_policy_notifies_the_channels(cfg: Config):
@@ -720,20 +726,33 @@ def test_exporter_health_metrics_read_the_summary_line(cfg: Config):
     assert lag["value_extractor"] == "EXTRACT(jsonPayload.summary.lag_seconds)"
     assert block(lag["metric_descriptor"])["value_type"] == "DISTRIBUTION"
     assert "jsonPayload.summary.lag_seconds>=0" in lag["filter"]
-    assert 'jsonPayload.message=~\\"^Looker export failed\\"' in metrics["exporter_failures"]["filter"] or (
-        'jsonPayload.message=~"^Looker export failed"' in metrics["exporter_failures"]["filter"]
+    counters = cfg.locals["run_counters"]
+    assert 'jsonPayload.message=~\\"^Looker export failed\\"' in counters["failed"]["filter"] or (
+        'jsonPayload.message=~"^Looker export failed"' in counters["failed"]["filter"]
     )
-    assert "severity>=ERROR" in metrics["exporter_failures"]["filter"]
-    assert "Looker export finished" in metrics["exporter_runs"]["filter"]
-    for name in ("exporter_lag", "exporter_failures", "exporter_runs"):
-        assert metrics[name]["filter"].startswith("${local.function_log_filter} AND "), name
-        assert metrics[name]["label_extractors"] == {"function": "EXTRACT(resource.labels.service_name)"}
+    assert "severity>=ERROR" in counters["failed"]["filter"]
+    assert "Looker export finished" in counters["successful"]["filter"]
+    for name, filter_ in (("exporter_lag", lag["filter"]), *((k, c["filter"]) for k, c in counters.items())):
+        assert filter_.startswith("${local.function_log_filter} AND "), name
+    runs = metrics["exporter_runs"]
+    assert expr(runs["filter"]) == "each.value.filter"
+    assert runs["name"] == "${var.name_prefix}/exporter_${each.key}_runs"
+    for metric in (lag, runs):
+        assert metric["label_extractors"] == {"function": "EXTRACT(resource.labels.service_name)"}
     policies = cfg.resources["google_monitoring_alert_policy"]
     lag_condition = block(block(policies["exporter_lag"]["conditions"])["condition_threshold"])
     assert expr(lag_condition["threshold_value"]) == "var.exporter_max_lag_seconds"
     assert cfg.variables["exporter_max_lag_seconds"]["default"] == 3600
     absent = block(block(policies["exporter_no_success"]["conditions"])["condition_absent"])
     assert absent["duration"] == "${var.exporter_max_lag_seconds}s"
+
+
+def test_run_metrics_keep_their_state_from_their_counted_resources(cfg: Config):
+    moves = {expr(m["from"]): expr(m["to"]) for m in cfg.moved}
+    assert moves == {
+        "google_logging_metric.exporter_failures[0]": 'google_logging_metric.exporter_runs["failed"]',
+        "google_logging_metric.exporter_runs[0]": 'google_logging_metric.exporter_runs["successful"]',
+    }
 
 
 def test_the_summary_line_matches_the_health_filters():
@@ -834,6 +853,23 @@ def test_row_count_regex_compares_numerically(tmp_path: Path, threshold: int):
             assert bool(pattern.search(text)) == (number >= threshold), (threshold, text)
     for text in ("", "n/a", "12abc", "-5000000", "1e9"):
         assert not pattern.search(text), text
+
+
+def test_run_counters_follow_their_alerts(tmp_path: Path):
+    stdout = 'logName="projects/my-project-id/logs/run.googleapis.com%2Fstdout"'
+    counters = _console(tmp_path, "local.enabled_run_counters", TWO_INSTANCES)
+    assert set(counters) == {"failed", "successful"}
+    for counter in counters.values():
+        assert counter["filter"].startswith(stdout + " AND "), counter
+    assert counters["failed"]["filter"].endswith(
+        ' AND severity>=ERROR AND jsonPayload.message=~"^Looker export failed"'
+    )
+    assert counters["successful"]["filter"].endswith(
+        ' AND severity=INFO AND jsonPayload.message=~"^Looker export finished"'
+    )
+    only_successes = _console(tmp_path, "local.enabled_run_counters",
+                              TWO_INSTANCES + "alerts = { exporter_failures = false }\n")
+    assert set(only_successes) == {"successful"}
 
 
 def test_signal_filters(tmp_path: Path):
