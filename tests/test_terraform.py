@@ -432,6 +432,18 @@ def test_buckets_are_private_and_uniform(cfg: Config):
 # --- IAM ------------------------------------------------------------------------
 
 
+#: The attribute that names what each kind of IAM grant is on.
+IAM_TARGETS = {
+    "google_project_iam_member": "project",
+    "google_secret_manager_secret_iam_member": "secret_id",
+    "google_storage_bucket_iam_member": "bucket",
+    "google_cloud_run_v2_service_iam_member": "name",
+    "google_cloud_run_service_iam_member": "service",
+    "google_artifact_registry_repository_iam_member": "repository",
+    "google_service_account_iam_member": "service_account_id",
+}
+
+
 def _grants(cfg: Config) -> set[tuple[str, str, str, str]]:
     """(sa, role, resource type, target) for every IAM grant in the stack."""
     grants = set()
@@ -442,24 +454,10 @@ def _grants(cfg: Config) -> set[tuple[str, str, str, str]]:
         for name, res in named.items():
             role = res["role"]
             member = res["member"]
-            if rtype == "google_project_iam_member":
-                target = expr(res["project"])
-            elif rtype == "google_secret_manager_secret_iam_member":
-                target = expr(res["secret_id"])
-            elif rtype == "google_storage_bucket_iam_member":
-                target = expr(res["bucket"])
-                if "condition" in res:
-                    target += " if " + block(res["condition"])["expression"]
-            elif rtype == "google_cloud_run_v2_service_iam_member":
-                target = expr(res["name"])
-            elif rtype == "google_cloud_run_service_iam_member":
-                target = expr(res["service"])
-            elif rtype == "google_artifact_registry_repository_iam_member":
-                target = expr(res["repository"])
-            elif rtype == "google_service_account_iam_member":
-                target = expr(res["service_account_id"])
-            else:
-                raise AssertionError(f"unexpected IAM resource {rtype}.{name}")
+            assert rtype in IAM_TARGETS, f"unexpected IAM resource {rtype}.{name}"
+            target = expr(res[IAM_TARGETS[rtype]])
+            if "condition" in res:
+                target += " if " + block(res["condition"])["expression"]
             who = "pubsub-agent" if "@gcp-sa-pubsub." in member else sa_ref(member)
             # A per-instance grant must iterate the instances, or [each.key] would not exist.
             assert per_instance(res) == (EACH in who or EACH in target), f"{rtype}.{name}"
