@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate, chain, repeat
 
+from looker_audit_export import catalogue
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NO_ID = -1  # column sentinel for "no user" / "no sudo user" / "no dashboard" / "no look"
 NO_TIME = -(2**63)  # column sentinel for "no completed time" (a running query)
@@ -66,53 +68,46 @@ class Event:
     attributes: list[tuple[int, str, str | None]] = field(default_factory=list)
 
 
-# (name, category, attribute names in decreasing importance, relative weight)
-# Names, categories and attributes follow https://cloud.google.com/looker/docs/events
-CATALOG: tuple[tuple[str, str, tuple[str, ...], int], ...] = (
-    ("login", "user", ("type", "ip", "status"), 220),
-    ("login_failure", "user", ("email", "type", "ip", "status"), 25),
-    ("logout", "user", ("ip",), 60),
-    ("sudo_login", "user", ("sudo_user_id", "user_id"), 3),
-    ("account_manually_unlocked", "user", ("user_id", "key"), 1),
-    ("create_user", "user", ("user_id", "email"), 4),
-    ("update_user", "user", ("user_id", "email", "fields"), 8),
-    ("delete_user", "user", ("user_id",), 1),
-    ("create_api3_key", "user", ("user_id", "client_id"), 2),
-    ("update_user_attribute", "user_attribute", ("user_attribute_id", "name"), 2),
-    ("create_role", "role", ("role_id", "name", "permission_set_id", "model_set_id"), 2),
-    ("update_role", "role", ("role_id", "name"), 3),
-    ("delete_role", "role", ("role_id",), 1),
-    ("create_permission_set", "permission_set", ("permission_set_id", "name", "permissions"), 1),
-    ("update_permission_set", "permission_set", ("permission_set_id", "name", "permissions"), 2),
-    ("add_group_user", "group", ("group_id", "user_id"), 5),
-    ("create_dashboard", "dashboard", ("dashboard_id", "title", "folder_id"), 30),
-    ("update_dashboard", "dashboard", ("dashboard_id", "title", "folder_id"), 70),
-    ("delete_dashboard", "dashboard", ("dashboard_id",), 8),
-    ("create_look", "look", ("look_id", "title", "query_id", "folder_id"), 20),
-    ("update_look", "look", ("look_id", "title", "query_id"), 35),
-    ("delete_look", "look", ("look_id",), 5),
-    ("create_folder", "folder", ("folder_id", "name", "parent_id"), 6),
-    ("export_query", "query", ("query_id", "format", "row_count", "status", "source"), 120),
-    ("create_scheduled_plan", "scheduled_plan", ("scheduled_plan_id", "name", "destination"), 6),
-    (
-        "run_scheduled_plan",
-        "scheduled_plan",
-        ("scheduled_plan_id", "status", "destination", "row_count"),
-        40,
-    ),
-    (
-        "add_external_email_to_scheduled_task",
-        "scheduled_plan",
-        ("scheduled_task_id", "external email"),
-        2,
-    ),
-    ("git_commit", "git", ("project_id", "branch", "commit_sha", "message"), 10),
-    ("deploy_to_production", "lookml", ("project_id", "commit_sha"), 4),
-    ("accept_integration_hub_legal_agreement", "integration", (), 3),
+#: The category the emulator gives a documented event whose category no Looker source gives (and an
+#: event added without one): visibly none of Looker's, so that nothing comes to rely on it.
+UNDOCUMENTED_CATEGORY = "undocumented"
+
+# Synthetic event kinds: every documented event of ``looker_audit_export.catalogue`` (name, category,
+# documented attributes, with its source there), a relative weight, and padding: attribute names that
+# no source documents for that event, added after the documented ones only so that pages have a
+# realistic size. Padding is inert: never ``status`` nor an attribute that names the event's subject
+# (``mapping.SUBJECT_ATTRIBUTES``), so no behaviour of the exporter rests on it (tests/test_catalogue.py).
+_WEIGHTS_AND_PADDING: dict[str, tuple[int, tuple[str, ...]]] = {
+    "login": (220, ("type", "ip", "email")),
+    "login_failure": (25, ("email", "type", "ip", "message")),
+    "inactivity_logout": (60, ("ip", "type", "email")),
+    "enable_login_notification": (1, ("ip", "fields")),
+    "disable_login_notification": (1, ("ip", "fields")),
+    "set_login_notification_text": (1, ("message", "ip", "fields")),
+    "remove_login_notification_text": (1, ("ip", "fields")),
+    "scheduler_execute": (40, ("name", "destination", "format", "title")),
+    "scheduler_deliver": (38, ("name", "destination", "format", "title", "external email")),
+    "create_dashboard": (30, ("title", "name", "fields")),
+    "accept_integration_hub_legal_agreement": (3, ()),
+    "account_manually_unlocked": (1, ("ip",)),
+    "acquire_cookieless_embed_session": (20, ("ip", "type", "key")),
+    "activate_oauth_client_app_user": (4, ()),
+    "add_external_email_to_scheduled_task": (2, ("title", "destination")),
+    "add_group_group": (1, ("name",)),
+    "add_group_user": (5, ("name", "email")),
+    "user_permission_elevation": (3, ("fields", "message", "name", "ip")),
+    "update_labs_feature": (1, ("ip", "name")),
+    "rename_project_file": (2, ("name", "branch", "commit_sha", "message")),
+}
+# (name, category, attribute names: documented first, then padding; relative weight)
+CATALOG: tuple[tuple[str, str, tuple[str, ...], int], ...] = tuple(
+    (event.name, event.category or UNDOCUMENTED_CATEGORY, event.attributes + _WEIGHTS_AND_PADDING[event.name][1],
+     _WEIGHTS_AND_PADDING[event.name][0])
+    for event in catalogue.EVENTS
 )
 
-# Event names usually emitted by Looker itself, with no acting user.
-SYSTEM_EVENTS = frozenset({"run_scheduled_plan", "deploy_to_production"})
+# Event names the emulator emits with no acting user (an assumption: no source says who they run as).
+SYSTEM_EVENTS = frozenset({"scheduler_execute", "scheduler_deliver"})
 
 _TITLES = (
     "Sales overview",
@@ -219,7 +214,10 @@ def _value_pools() -> dict[str, tuple[str | None, ...]]:
         "client_id": tuple(f"cl{i:06x}" for i in range(60)),
         "project_id": ("system__activity", "sales", "marketing_日本"),
         "external email": ("partner@outside.example", "bob@vendor.example"),
-        "row_count": tuple(str(i * 37 % 50_000) for i in range(997)),
+        "app_client_guid": tuple(f"{(i * 2654435761) % 16**12:012x}" for i in range(40)),
+        "app_display_name": ("Looker Studio", "VS Code extension", "Looker Explore Assistant 🤖", "Intégration BI"),
+        "labs_feature_id": ("system_activity_model", "guided_analysis", "dashboards_next", "aggregate_awareness"),
+        "labs_feature_value": ("true", "false"),
         "sudo_user_id": ("1", "2"),
     }
 
@@ -232,8 +230,8 @@ HISTORY_STATUSES = ("complete", "error", "killed", "cache_only_miss", "running")
 HISTORY_RESULT_SOURCES = ("query", "cache", "datagroup")
 _RUNNING = HISTORY_STATUSES.index("running")
 _NO_RESULT = -1  # result_source column sentinel
-# Query sources (https://cloud.google.com/looker/docs/system-activity-history), the
-# relative weight of each in synthetic data and the content its rows refer to.
+# Query sources: documented values of ``history.source`` (``looker_audit_export.catalogue.HISTORY_SOURCES``,
+# from its page), the relative weight of each in synthetic data and the content its rows refer to.
 HISTORY_SOURCES: tuple[tuple[str, int, str], ...] = (
     ("dashboard", 40, "dashboard"),
     ("explore", 14, ""),
@@ -241,16 +239,17 @@ HISTORY_SOURCES: tuple[tuple[str, int, str], ...] = (
     ("suggest", 8, ""),
     ("look", 7, "look"),
     ("scheduled_task", 7, "dashboard|look"),
-    ("sql_runner", 3, ""),
+    ("sqlrunner", 3, ""),
     ("drill_modal", 3, "dashboard"),
-    ("alert", 2, "dashboard"),
+    ("alerts", 2, "dashboard"),
     ("merge_query", 2, "dashboard"),
     ("private_embed", 2, "dashboard"),
-    ("public_embed", 1, "look"),
-    ("renderer", 1, "dashboard"),
+    ("data-download-api", 2, "dashboard"),
+    ("public_url", 1, "look"),
+    ("render_manager_cache", 1, "dashboard"),
 )
-_RUN_AS_OWNER = frozenset({"scheduled_task", "alert", "renderer"})
-_CACHE_ONLY_SOURCES = frozenset({"dashboard", "private_embed", "public_embed", "renderer"})
+_RUN_AS_OWNER = frozenset({"scheduled_task", "alerts", "render_manager_cache"})
+_CACHE_ONLY_SOURCES = frozenset({"dashboard", "private_embed", "public_url", "render_manager_cache"})
 _QUERY_KINDS = (
     ("thelook", "orders"),
     ("thelook", "order_items"),
@@ -485,12 +484,12 @@ class SystemActivity:
     ) -> Event:
         """Append an event; ``id`` defaults to the last id plus ``id_gap``.
 
-        ``category`` defaults to the documented category of ``name``.
+        ``category`` defaults to the documented category of ``name`` (``looker_audit_export.catalogue``),
+        else to ``UNDOCUMENTED_CATEGORY``: Looker adds events, and the exporter passes any name through.
         """
         if category is None:
-            category = next((c for n, c, _, _ in CATALOG if n == name), None)
-            if category is None:
-                raise ValueError(f"unknown event name {name!r}: pass category=")
+            documented = catalogue.BY_NAME.get(name)
+            category = documented.category if documented and documented.category else UNDOCUMENTED_CATEGORY
         pairs = list(attributes.items() if isinstance(attributes, Mapping) else attributes)
         with self._lock:
             last = self.ids[-1] if self.ids else 0
@@ -710,7 +709,7 @@ class SystemActivity:
                     query = first_query + 2000 + look
                 else:
                     query = first_query + 2400 + rng.randrange(ad_hoc_queries)
-                if source == "public_embed":
+                if source == "public_url":
                     user = NO_ID
                 elif source in _RUN_AS_OWNER:
                     user = users[(dashboard if dashboard != NO_ID else look) % len(users)]

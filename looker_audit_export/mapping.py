@@ -24,7 +24,7 @@ from google.protobuf.struct_pb2 import Struct, Value
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc.status_pb2 import Status
 
-from . import protowire
+from . import catalogue, protowire
 
 LogEntryPb = LogEntry.pb()
 _AUDIT_LOG_TYPE_URL = "type.googleapis.com/google.cloud.audit.AuditLog"
@@ -38,21 +38,6 @@ SHRUNK_ENTRY_BYTES = 100_000
 #: Free text outside ``response`` (labels, names, status) is capped; ``response`` keeps it whole.
 MAX_FIELD_CHARS = 1024
 MAX_TOKEN_CHARS = 128
-
-#: Events that report a failure: WARNING.
-WARNING_EVENTS = frozenset({
-    "login_failure", "sudo_login_failure", "api_login_failure", "saml_login_failure",
-    "oidc_login_failure", "ldap_login_failure", "two_factor_failure", "scheduled_task_failure",
-    "run_scheduled_plan_failure", "query_failure", "alert_failure",
-})
-#: Categories whose changes alter who may do what: NOTICE.
-ADMIN_CATEGORIES = frozenset({
-    "user", "role", "permission_set", "model_set", "group", "user_attribute",
-    "api3_key", "credentials", "credentials_api3", "auth", "setting", "ldap", "saml", "oidc",
-    "embed", "sudo", "admin", "connection", "oauth_client_app", "license",
-})
-_CHANGE_PREFIXES = ("create_", "update_", "delete_", "add_", "remove_", "set_", "enable_", "disable_",
-                    "grant_", "revoke_", "reset_", "accept_", "change_", "sudo")
 
 #: Attribute names that identify the event's subject, and the resource path they map to.
 SUBJECT_ATTRIBUTES: tuple[tuple[str, str], ...] = (
@@ -156,12 +141,11 @@ def _parse_time_text(value: str) -> datetime | None:
 
 
 def severity(name: str, category: str) -> int:
-    """Severity by the documented table: failures WARNING, admin and permission changes NOTICE, else INFO."""
-    if name in WARNING_EVENTS or name.endswith(("_failure", "_failed", "_error")):
+    """Severity by the documented table (``catalogue``): failures WARNING, changes of who may do what
+    NOTICE, else INFO. An event done under sudo is at least NOTICE (``log_entry_bytes``)."""
+    if catalogue.is_failure(name):
         return WARNING
-    if category in ADMIN_CATEGORIES and (name.startswith(_CHANGE_PREFIXES) or category == "sudo"):
-        return NOTICE
-    if name.startswith("sudo"):
+    if catalogue.is_access_change(name, category):
         return NOTICE
     return INFO
 
@@ -457,6 +441,17 @@ _ANY_TYPE_URL = protowire.field(protowire.tag(1), _AUDIT_LOG_TYPE_URL.encode())
 _ATTRIBUTES, _LOOKER, _EXPORT_PROBLEMS = map(protowire.struct_key, ("attributes", "looker", "export_problems"))
 
 
+def _level(kind: _Kind, row: Mapping[str, Any]) -> int:
+    """The event's severity, at least NOTICE when it was done under sudo (``event.sudo_user_id`` set).
+
+    ``sudo_user_id`` is the admin impersonating ``user_id`` (https://cloud.google.com/looker/docs/events);
+    Looker documents no event that starts or ends a sudo session.
+    """
+    if kind.severity < NOTICE and whole_number(row.get("event.sudo_user_id")) is not None:
+        return NOTICE
+    return kind.severity
+
+
 def log_entry_bytes(event: LookerEvent, ctx: EntryContext) -> bytes:
     """Map one event to a serialised LogEntry shaped like a GCP audit log entry; never raises on bad data.
 
@@ -493,7 +488,7 @@ def log_entry_bytes(event: LookerEvent, ctx: EntryContext) -> bytes:
     ))
     ident = f"looker-{host}-event-{number}" if number is not None else insert_id(host, row)
     entry = b"".join((
-        _entry_head(ctx.log_name, host, kind, WARNING if problems else kind.severity),
+        _entry_head(ctx.log_name, host, kind, WARNING if problems else _level(kind, row)),
         protowire.field(_INSERT_ID, ident.encode()),
         _timestamp_field(*(created or _seconds(ctx.fallback_time))),
         protowire.field(_PROTO_PAYLOAD, _ANY_TYPE_URL + protowire.field(_ANY_VALUE, audit)),

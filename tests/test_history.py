@@ -67,7 +67,8 @@ def test_history_goes_to_its_own_log_with_its_own_cursor(stack: Stack) -> None:
         assert entry.insert_id.startswith("looker-") and "-history-" in entry.insert_id
         assert entry.timestamp.ToDatetime(tzinfo=UTC) == row.created
         payload = audit(entry)
-        assert payload.method_name == f"lookerapp.query.{row.source}"
+        token = row.source.replace("-", "_")  # data-download-api: methods and labels take [a-z0-9_]
+        assert payload.method_name == f"lookerapp.query.{token}" and entry.labels["query_source"] == token
         user = stack.data.users.get(row.user_id) if row.user_id else None
         assert payload.authentication_info.principal_email == (user.email if user else "")
         response = json_format.MessageToDict(payload.response)
@@ -102,7 +103,7 @@ def test_a_running_query_holds_the_cursor_until_it_completes(stack: Stack) -> No
 def test_a_query_running_past_the_limit_is_exported_as_it_stands(stack: Stack) -> None:
     finish_running(stack.data)
     long_ago = now() - timedelta(minutes=25)
-    stuck = stack.data.add_history(created=long_ago, source="sql_runner", status="running", user_id=1,
+    stuck = stack.data.add_history(created=long_ago, source="sqlrunner", status="running", user_id=1,
                                    id=20_000_000)
     stack.run(**BOTH, HISTORY_MAX_RUNNING_MINUTES="20", INITIAL_LOOKBACK_MINUTES="60")
     entry = history_entries(stack)[stuck]

@@ -35,7 +35,7 @@ CONTEXT = EntryContext("projects/demo-project/logs/looker_system_activity_logs",
 
 
 def row(**fields: Any) -> dict[str, Any]:
-    base = {"event.id": 1001, "event.name": "login", "event.category": "login",
+    base = {"event.id": 1001, "event.name": "login", "event.category": "authentication",
             "event.created_time": "2026-11-25 10:15:30", "event.user_id": 42, "event.sudo_user_id": None,
             "event.is_api_call": "No", "user.email": "bo@example.com", "user.name": "Bo Builder"}
     base.update({key.replace("__", "."): value for key, value in fields.items()})
@@ -90,12 +90,24 @@ def test_entry_is_a_real_audit_log_entry() -> None:
 
 
 @pytest.mark.parametrize(("name", "category", "severity"), [
-    ("login_failure", "login", "WARNING"), ("update_permission_set", "permission_set", "NOTICE"),
-    ("create_user", "user", "NOTICE"), ("create_dashboard", "dashboard", "INFO"), ("login", "login", "INFO"),
+    ("login_failure", "authentication", "WARNING"), ("scheduler_execute_failed", "scheduler", "WARNING"),
+    ("user_permission_elevation", "undocumented", "NOTICE"), ("set_login_notification_text", "settings", "NOTICE"),
+    ("add_group_user", "group", "NOTICE"), ("update_permission_set", "permission_set", "NOTICE"),
+    ("create_user", "user", "INFO"), ("create_dashboard", "dashboard", "INFO"), ("login", "authentication", "INFO"),
+    ("inactivity_logout", "authentication", "INFO"),
 ])
 def test_severity_table(name: str, category: str, severity: str) -> None:
     entry = to_log_entry(LookerEvent(row(event__name=name, event__category=category)), CONTEXT)
     assert json_format.MessageToDict(entry)["severity"] == severity
+
+
+def test_an_event_done_under_sudo_is_at_least_notice() -> None:
+    alone = to_log_entry(LookerEvent(row(event__name="create_dashboard", event__category="dashboard")), CONTEXT)
+    under_sudo = to_log_entry(LookerEvent(row(event__name="create_dashboard", event__category="dashboard",
+                                              event__sudo_user_id=7)), CONTEXT)
+    failed = to_log_entry(LookerEvent(row(event__name="login_failure", event__sudo_user_id=7)), CONTEXT)
+    assert [json_format.MessageToDict(e)["severity"] for e in (alone, under_sudo, failed)] == \
+        ["INFO", "NOTICE", "WARNING"]
 
 
 def test_bad_rows_still_give_valid_entries_that_say_what_is_wrong() -> None:

@@ -295,7 +295,7 @@ def test_running_rows_complete_later_and_the_cache_stays_stale_for_12_hours(
 
 def test_complete_history_as_an_error_or_killed(emulator: LookerEmulator) -> None:
     data = emulator.data
-    killed = data.add_history(created=T0, source="sql_runner", status="running", user_id=2)
+    killed = data.add_history(created=T0, source="sqlrunner", status="running", user_id=2)
     failed = data.add_history(created=T0, source="scheduled_task", status="running", dashboard_id=4, id_gap=3)
     assert (killed, failed) == (13, 16)
     data.complete_history(
@@ -441,15 +441,16 @@ def test_synthetic_history_is_realistic_and_deterministic() -> None:
     assert len(cached) > 0.25 * len(rows) and max(cached) < 0.1
     assert {name for name, _, _ in HISTORY_SOURCES} == {r.source for r in rows}
     for r in rows:
-        if r.source in ("dashboard", "drill_modal", "alert", "merge_query", "private_embed", "renderer"):
+        if r.source in ("dashboard", "drill_modal", "alerts", "merge_query", "private_embed", "data-download-api",
+                        "render_manager_cache"):
             assert r.dashboard_id is not None and r.look_id is None
-        elif r.source in ("look", "public_embed"):
+        elif r.source in ("look", "public_url"):
             assert r.look_id is not None and r.dashboard_id is None
         elif r.source == "scheduled_task":
             assert (r.look_id is None) != (r.dashboard_id is None)
         else:
             assert r.look_id is None and r.dashboard_id is None
-    assert all(r.user_id is None for r in rows if r.source == "public_embed")
+    assert all(r.user_id is None for r in rows if r.source == "public_url")
     assert any(r.user_id == 9999 for r in rows)  # a deleted user
     models = {r.query_id: (r.model, r.view) for r in rows}
     assert all(models[r.query_id] == (r.model, r.view) for r in rows)  # a query has one model and view
