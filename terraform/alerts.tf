@@ -51,6 +51,14 @@ resource "google_logging_metric" "security" {
     looker_host = "EXTRACT(labels.looker_host)"
     event_name  = "EXTRACT(labels.event_name)"
   }
+
+  lifecycle {
+    # A signal switched on whose log is not exported would never fire (downloads counts query history).
+    precondition {
+      condition     = contains(var.export_streams, each.value.stream)
+      error_message = "The security signal ${each.key} counts the ${each.value.stream} stream: add \"${each.value.stream}\" to export_streams, or set alerts = { ${each.key} = false }."
+    }
+  }
 }
 
 resource "google_monitoring_alert_policy" "security" {

@@ -33,52 +33,75 @@ locals {
 locals {
   metric_prefix = "logging.googleapis.com/user"
 
+  # The query history log (export_streams must include "history" for it to have entries).
+  history_log_filter = "logName=\"projects/${var.project_id}/logs/${var.history_log_name}\""
+
+  # Each signal is built on events (or query history sources) that Looker documents: the names,
+  # categories and sources below come from looker_audit_export/catalogue.py, which cites the Looker page of
+  # each, and tests/test_catalogue.py checks every filter against it. `stream` is the log a signal counts
+  # ("events" or "history"); `experimental` signals match no documented event and are off by default.
   security_signals = {
     login_failure_burst = {
-      metric      = "${var.name_prefix}/login_failures"
-      title       = "burst of Looker login failures"
-      description = "Looker login failures (login_failure, api_login_failure, saml_login_failure, ...), by Looker host."
-      filter      = "${local.events_log_filter} AND labels.event_name=~\"login_failure$\""
-      threshold   = var.login_failure_threshold
+      metric       = "${var.name_prefix}/login_failures"
+      title        = "burst of Looker login failures"
+      description  = "Looker login failures (login_failure, category authentication), by Looker host."
+      filter       = "${local.events_log_filter} AND labels.event_name=~\"login_failure$\""
+      threshold    = var.login_failure_threshold
+      stream       = "events"
+      experimental = false
     }
     role_changes = {
-      metric      = "${var.name_prefix}/role_changes"
-      title       = "Looker role or permission change"
-      description = "Looker role, permission set, model set and group changes (create/update/delete/add/remove/set/grant/revoke), by Looker host."
-      filter      = "${local.events_log_filter} AND labels.event_name=~\"^(create|update|delete|add|remove|set|grant|revoke)_\" AND (labels.event_category=(\"role\" OR \"permission_set\" OR \"model_set\" OR \"group\") OR labels.event_name=~\"role|permission|model_set|group\")"
-      threshold   = 0
+      metric       = "${var.name_prefix}/role_changes"
+      title        = "Looker permission, role or group change"
+      description  = "Looker permission changes (user_permission_elevation), group membership changes (add_group_user, add_group_group), and any create/update/delete/add/remove/set/enable/disable/grant/revoke event on roles, permissions, model sets or groups, by Looker host."
+      filter       = "${local.events_log_filter} AND (labels.event_name=(\"user_permission_elevation\" OR \"add_group_user\" OR \"add_group_group\") OR (labels.event_name=~\"^(create|update|delete|add|remove|set|enable|disable|grant|revoke)_\" AND labels.event_name=~\"role|permission|model_set|group\"))"
+      threshold    = 0
+      stream       = "events"
+      experimental = false
     }
     sudo_sessions = {
-      metric      = "${var.name_prefix}/sudo_events"
-      title       = "Looker sudo session"
-      description = "Events of Looker sudo sessions (an admin acting as another user): sudo events and every event done under sudo, by Looker host."
-      filter      = "${local.events_log_filter} AND (labels.event_category=\"sudo\" OR labels.event_name=~\"^sudo\" OR protoPayload.authenticationInfo.serviceAccountDelegationInfo:*)"
-      threshold   = 0
+      metric       = "${var.name_prefix}/sudo_events"
+      title        = "Looker action under sudo"
+      description  = "Events done by a Looker admin acting as another user (event.sudo_user_id set), by Looker host. Looker documents no event that starts a sudo session."
+      filter       = "${local.events_log_filter} AND protoPayload.authenticationInfo.serviceAccountDelegationInfo:*"
+      threshold    = 0
+      stream       = "events"
+      experimental = false
     }
     api_credentials = {
-      metric      = "${var.name_prefix}/api_credentials_created"
-      title       = "new Looker API credentials"
-      description = "New Looker API credentials (API3 keys, OAuth client apps), by Looker host."
-      filter      = "${local.events_log_filter} AND labels.event_name=~\"^(create|add|generate)_\" AND (labels.event_category=~\"api3|oauth_client\" OR labels.event_name=~\"api3|api_key|credentials_api|oauth_client\")"
-      threshold   = 0
+      metric       = "${var.name_prefix}/api_credentials_created"
+      title        = "Looker OAuth app activated for a user"
+      description  = "A user activated on a Looker OAuth client app (activate_oauth_client_app_user), by Looker host. Looker documents no event for new API3 keys."
+      filter       = "${local.events_log_filter} AND labels.event_name=\"activate_oauth_client_app_user\""
+      threshold    = 0
+      stream       = "events"
+      experimental = false
     }
     large_exports = {
-      metric      = "${var.name_prefix}/large_exports"
-      title       = "large Looker data export"
-      description = "export_query and download events with row_count >= ${var.large_export_row_count}, by Looker host."
-      filter      = "${local.events_log_filter} AND (labels.event_name=\"export_query\" OR labels.event_name=~\"^download\") AND protoPayload.response.attributes.row_count=~\"${local.row_count_at_least_regex}\""
-      threshold   = 0
+      metric       = "${var.name_prefix}/large_exports"
+      title        = "large Looker data export (experimental)"
+      description  = "EXPERIMENTAL, off by default: export_query and download events with row_count >= ${var.large_export_row_count}, by Looker host. Looker documents neither these events nor a row count on any event."
+      filter       = "${local.events_log_filter} AND (labels.event_name=\"export_query\" OR labels.event_name=~\"^download\") AND protoPayload.response.attributes.row_count=~\"${local.row_count_at_least_regex}\""
+      threshold    = 0
+      stream       = "events"
+      experimental = true
     }
     downloads = {
-      metric      = "${var.name_prefix}/downloads"
-      title       = "many Looker downloads"
-      description = "Looker download events (download_dashboard, ...), by Looker host."
-      filter      = "${local.events_log_filter} AND labels.event_name=~\"^download\""
-      threshold   = var.download_threshold
+      metric       = "${var.name_prefix}/downloads"
+      title        = "many Looker downloads"
+      description  = "Looker downloads in the query history: dashboards as CSV (history.source data-download-api), Looks and dashboards as PDF or PNG (render_manager_cache), results streamed through the Action Hub (authenticated_download), by Looker host. Needs export_streams to include history."
+      filter       = "${local.history_log_filter} AND labels.query_source=(\"data_download_api\" OR \"render_manager_cache\" OR \"authenticated_download\")"
+      threshold    = var.download_threshold
+      stream       = "history"
+      experimental = false
     }
   }
 
-  enabled_security_signals = { for k, s in local.security_signals : k => s if var.alerts[k] }
+  # A switch left unset (null) means: on when the signal's stream is exported and it is not experimental.
+  enabled_security_signals = {
+    for k, s in local.security_signals : k => s
+    if(var.alerts[k] == null ? contains(var.export_streams, s.stream) && !s.experimental : var.alerts[k])
+  }
 
   # The exporters' own log lines.
   function_log_filter = join(" AND ", [

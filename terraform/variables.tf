@@ -305,18 +305,20 @@ variable "enable_bigquery_linked_dataset" {
 
 variable "alerts" {
   description = <<-EOT
-    Which log-based metrics and alert policies to create; each one can be switched off. Security signals (on the exported
-    log): login_failure_burst, role_changes, sudo_sessions, api_credentials, large_exports, downloads. Exporter health (on
-    the functions' own log): exporter_lag, exporter_failures, exporter_no_success. Switching one off removes its metric and
-    its alert policy.
+    Which log-based metrics and alert policies to create; each one can be switched on or off. Security signals (on the
+    exported logs): login_failure_burst, role_changes, sudo_sessions, api_credentials, downloads (counts the query history:
+    needs export_streams to include "history"), large_exports (experimental: matches no event Looker documents). Unset, a
+    security signal is on when its log is exported and it is not experimental. Exporter health (on the functions' own
+    log): exporter_lag, exporter_failures, exporter_no_success, on unless switched off. Switching one off removes its
+    metric and its alert policy.
   EOT
   type = object({
-    login_failure_burst = optional(bool, true)
-    role_changes        = optional(bool, true)
-    sudo_sessions       = optional(bool, true)
-    api_credentials     = optional(bool, true)
-    large_exports       = optional(bool, true)
-    downloads           = optional(bool, true)
+    login_failure_burst = optional(bool)
+    role_changes        = optional(bool)
+    sudo_sessions       = optional(bool)
+    api_credentials     = optional(bool)
+    large_exports       = optional(bool)
+    downloads           = optional(bool)
     exporter_lag        = optional(bool, true)
     exporter_failures   = optional(bool, true)
     exporter_no_success = optional(bool, true)
@@ -358,7 +360,7 @@ variable "login_failure_threshold" {
 }
 
 variable "large_export_row_count" {
-  description = "An export_query or download event with at least this many rows (attribute row_count) counts as a large data export; each one raises the large_exports alert."
+  description = "Experimental large_exports signal only: an export_query or download event with at least this many rows (attribute row_count) counts as a large data export. Looker documents no such event nor a row count, so the signal is off unless alerts.large_exports = true."
   type        = number
   default     = 100000
 
@@ -369,7 +371,7 @@ variable "large_export_row_count" {
 }
 
 variable "download_threshold" {
-  description = "Alert when more than this many download events (any event whose name starts with download) of one Looker host fall in one alert window."
+  description = "Alert when more than this many downloads (query history rows whose history.source is data-download-api, render_manager_cache or authenticated_download) of one Looker host fall in one alert window. Needs export_streams to include \"history\"."
   type        = number
   default     = 50
 

@@ -665,9 +665,11 @@ HEALTH_SIGNALS = {"exporter_lag", "exporter_failures", "exporter_no_success"}
 def test_every_signal_is_switchable(cfg: Config):
     alerts = cfg.variables["alerts"]
     fields = re.findall(r"(\w+)\s*=\s*optional\(bool, true\)", alerts["type"])
-    assert set(fields) == SECURITY_SIGNALS | HEALTH_SIGNALS
+    assert set(fields) == HEALTH_SIGNALS
+    # Security switches default to null: on when the signal's log is exported and it is not experimental.
+    assert set(re.findall(r"(\w+)\s*=\s*optional\(bool\)", alerts["type"])) == SECURITY_SIGNALS
     assert alerts["default"] == {}
-    assert "if var.alerts[k]" in cfg.locals["enabled_security_signals"]
+    assert "var.alerts[k]" in cfg.locals["enabled_security_signals"]
     for rtype in ("google_logging_metric", "google_monitoring_alert_policy"):
         assert expr(cfg.resources[rtype]["security"]["for_each"]) == "local.enabled_security_signals"
     health = {
@@ -873,9 +875,10 @@ def test_run_counters_follow_their_alerts(tmp_path: Path):
 def test_signal_filters(tmp_path: Path):
     signals = _console(tmp_path, "local.security_signals", TWO_INSTANCES)
     log = 'logName="projects/my-project-id/logs/looker_system_activity_logs"'
+    history = 'logName="projects/my-project-id/logs/looker_query_history"'
     assert set(signals) == SECURITY_SIGNALS
     for name, signal in signals.items():
-        assert signal["filter"].startswith(log + " AND "), name
+        assert signal["filter"].startswith((history if signal["stream"] == "history" else log) + " AND "), name
         assert signal["metric"].startswith("looker-audit/"), name
         assert signal["filter"].count("(") == signal["filter"].count(")"), name
         assert signal["filter"].count('"') % 2 == 0, name
@@ -887,9 +890,13 @@ def test_signal_filters(tmp_path: Path):
     for name in ("role_changes", "sudo_sessions", "api_credentials", "large_exports"):
         assert signals[name]["threshold"] == 0, "any single event raises these"
 
+    assert signals["downloads"]["stream"] == "history" and signals["large_exports"]["experimental"]
+
     no_sudo = TWO_INSTANCES + "alerts = { sudo_sessions = false }\n"
     enabled = _console(tmp_path, "keys(local.enabled_security_signals)", no_sudo)
-    assert set(enabled) == SECURITY_SIGNALS - {"sudo_sessions"}
+    assert set(enabled) == SECURITY_SIGNALS - {"sudo_sessions", "downloads", "large_exports"}
+    with_history = TWO_INSTANCES + 'export_streams = ["events", "history"]\nalerts = { large_exports = true }\n'
+    assert set(_console(tmp_path, "keys(local.enabled_security_signals)", with_history)) == SECURITY_SIGNALS
 
     function_filter = _console(tmp_path, "local.function_log_filter", TWO_INSTANCES)
     assert function_filter == (
