@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fake_gcs import FakeGcsServer
 
 from emulators.cloud_logging import LoggingEmulator
 from emulators.gcs import GcsEmulator
@@ -34,7 +35,7 @@ class Stack:
     looker: LookerEmulator
     logging: LoggingEmulator
     secrets: SecretManagerEmulator
-    gcs: GcsEmulator
+    gcs: GcsEmulator | FakeGcsServer
     env: dict[str, str]
     exporters: list[Exporter] = field(default_factory=list)
 
@@ -74,17 +75,44 @@ def data() -> SystemActivity:
     return SystemActivity.synthetic(2_000, end=now() - timedelta(minutes=2), span=timedelta(minutes=30), seed=7)
 
 
+#: The two GCS servers the cursor is proven against: the project's own emulator (which also injects faults)
+#: and fake-gcs-server (tests/fake_gcs.py). Tests choose with ``@pytest.mark.parametrize("gcs_server", ...)``.
+GCS_SERVERS = ["emulators.gcs", "fake-gcs-server"]
+
+
+def start_gcs(kind: str) -> GcsEmulator | FakeGcsServer:
+    """Start one GCS server with the cursor's bucket in it."""
+    server = GcsEmulator() if kind == "emulators.gcs" else FakeGcsServer()
+    server.start()
+    server.create_bucket(BUCKET)
+    return server
+
+
 @pytest.fixture
-def stack(data: SystemActivity, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+def gcs_server() -> str:
+    """The GCS server of the ``stack``: the project's emulator unless a test parametrizes ``gcs_server``."""
+    return "emulators.gcs"
+
+
+@pytest.fixture(params=GCS_SERVERS)
+def gcs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[GcsEmulator | FakeGcsServer]:
+    """A GCS server alone, once per server in GCS_SERVERS, with STORAGE_EMULATOR_HOST pointing at it."""
+    server = start_gcs(request.param)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.base_url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stack(data: SystemActivity, monkeypatch: pytest.MonkeyPatch, gcs_server: str) -> Iterator[Stack]:
     looker = LookerEmulator(data, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
                             api_user_timezone="America/Los_Angeles")
     logging = LoggingEmulator()
     payload = json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}).encode()
     secrets = SecretManagerEmulator({SECRET: payload})
-    gcs = GcsEmulator()
     base_url = looker.start()
-    gcs_url = gcs.start()
-    gcs.create_bucket(BUCKET)
+    gcs = start_gcs(gcs_server)
+    gcs_url = gcs.base_url
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_url)
     env = {
         "GOOGLE_CLOUD_PROJECT": PROJECT,
