@@ -16,6 +16,7 @@ API directly, like an operator's ``gcloud storage`` would. It has no fault injec
 
 from __future__ import annotations
 
+import atexit
 import json
 import socket
 import subprocess
@@ -57,11 +58,13 @@ class FakeGcsServer:
                  "-backend", "memory", "-external-url", self.base_url, "-log-level", "error"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log)
             if self._wait_until_ready():
+                atexit.register(self.stop)  # no orphan server if a teardown is skipped
                 return self.base_url
         raise RuntimeError(f"fake-gcs-server did not start on {self.base_url}: {self._stderr()}")
 
     def stop(self) -> None:
         """Stop the server (idempotent)."""
+        atexit.unregister(self.stop)
         if self._process is not None:
             self._process.terminate()
             try:
