@@ -11,6 +11,12 @@ exist), ``ifGenerationNotMatch``, ``ifMetagenerationMatch`` and
 the *NotMatch* ones) like GCS.  Buckets are unversioned: only the live
 generation exists.  Generations are microsecond timestamps, strictly
 increasing, as on GCS.  ``GET /_emulator/stats`` returns counters.
+
+The cursor tests also run against fake-gcs-server (tests/fake_gcs.py, tests/test_state.py); this emulator
+is kept for what fake-gcs-server (v1.54.0, as pinned) lacks: injected faults (``inject``: 429/5xx for the
+client's retries, 503 until cleared for a backend outage, 403 for a missing grant), counters (requests,
+precondition failures), and preconditions on every call: fake-gcs-server honours ``ifGenerationMatch`` on
+multipart uploads (the client's path for the cursor) but ignores it on media uploads, reads and deletes.
 """
 
 from __future__ import annotations

