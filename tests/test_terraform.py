@@ -1195,3 +1195,112 @@ def test_terraform_fmt():
         check=False,
     )
     assert result.returncode == 0, f"run `terraform fmt -recursive terraform`:\n{result.stdout}"
+
+
+# --- alert kinds and the dashboard, evaluated ----------------------------------------
+
+
+def test_each_signal_alerts_by_log_match_or_by_threshold(tmp_path: Path):
+    """Issue 13 §2: one event is enough for a log match; a burst needs the metric and its wait."""
+    evaluated = _console(
+        tmp_path,
+        "{ kinds = local.signal_alert_kind, signals = local.security_signals, table = local.signal_alerting }",
+        TWO_INSTANCES,
+    )
+    kinds, signals = evaluated["kinds"], evaluated["signals"]
+    assert set(kinds) == set(signals), "every enabled signal alerts one way"
+    assert set(evaluated["table"]) <= set(signals), "local.signal_alerting names a signal signals.tf no longer has"
+    for name, kind in kinds.items():
+        assert kind in {"log_match", "threshold"}, name
+        if signals[name]["threshold"] > 0:
+            assert kind == "threshold", f"{name}: a log match cannot count to {signals[name]['threshold']}"
+    assert kinds["login_failure_burst"] == "threshold"
+    assert kinds["role_changes"] == "log_match"
+    split = _console(
+        tmp_path,
+        "{ t = keys(local.threshold_signals), m = keys(local.log_match_signals) }",
+        TWO_INSTANCES + "alerts = { role_changes = false }\n",
+    )
+    assert "role_changes" not in split["t"] + split["m"]
+    assert sorted(split["t"] + split["m"]) == sorted(set(signals) - {"role_changes"})
+
+
+def _dashboard_metric_types(dashboard: dict) -> list[str]:
+    """Every metric type a chart of the dashboard reads: in filters, and in PromQL (UTF-8 names, "_sum" suffix)."""
+    found = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "filter":
+                    found.extend(re.findall(r'metric\.type="([^"]+)"', value))
+                elif key == "prometheusQuery":
+                    names = re.findall(r'\{"([^"]+)"', value)
+                    assert names, f"PromQL without a quoted metric name: {value}"
+                    found.extend(re.sub(r"_(sum|count|bucket)$", "", n) for n in names)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(dashboard)
+    return found
+
+
+DASHBOARD_CASES = {
+    "defaults": "",
+    "every alert off": "alerts = { " + ", ".join(f"{a} = false" for a in sorted(SECURITY_SIGNALS | HEALTH_SIGNALS))
+    + " }\n",
+    "some signals off, long retention": "alerts = { sudo_sessions = false, downloads = false }\n"
+    "enable_long_retention = true\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(DASHBOARD_CASES))
+def test_dashboard_shows_only_metrics_this_configuration_creates(tmp_path: Path, case: str):
+    """Issue 13 §4: every chart reads a metric created here, and every enabled signal has its chart."""
+    evaluated = _console(
+        tmp_path,
+        "{ dashboard = local.dashboard, metrics = local.metric_types, signals = local.enabled_security_signals }",
+        TWO_INSTANCES + DASHBOARD_CASES[case],
+    )
+    dashboard, metrics, signals = evaluated["dashboard"], set(evaluated["metrics"]), evaluated["signals"]
+    read = _dashboard_metric_types(dashboard)
+    assert read and set(read) <= metrics, set(read) - metrics
+    prefix = "logging.googleapis.com/user/looker-audit/"
+    health = {f"{prefix}exporter_{n}" for n in ("successful_runs", "failed_runs", "events_written", "lag",
+                                                "query_calls")}
+    assert health <= set(read), "exporter health: runs by outcome, events written, lag, query calls"
+    security = [t for t in read if t not in health]
+    assert sorted(security) == sorted(f"logging.googleapis.com/user/{s['metric']}" for s in signals.values()), (
+        "one chart per enabled security signal"
+    )
+    # The security charts are by Looker host, the health charts by function (= instance).
+    text = json.dumps(dashboard)
+    assert text.count('"metric.label.looker_host"') == len(signals)
+    assert "sum by (function)" in text
+
+
+def test_dashboard_tiles_fit_and_do_not_overlap(tmp_path: Path):
+    dashboard = _console(tmp_path, "local.dashboard", TWO_INSTANCES)
+    layout = dashboard["mosaicLayout"]
+    cells: set[tuple[int, int]] = set()
+    for tile in layout["tiles"]:
+        assert tile["xPos"] >= 0 and tile["xPos"] + tile["width"] <= layout["columns"], tile["widget"]["title"]
+        area = {(x, y) for x in range(tile["xPos"], tile["xPos"] + tile["width"])
+                for y in range(tile["yPos"], tile["yPos"] + tile["height"])}
+        assert not area & cells, f"{tile['widget']['title']} overlaps another tile"
+        cells |= area
+        assert tile["widget"]["title"]
+    assert dashboard["displayName"] == "Looker audit export (looker-audit)"
+
+
+def test_dashboard_is_switchable_and_linked(cfg: Config):
+    dashboard = cfg.resources["google_monitoring_dashboard"]["this"]
+    assert expr(dashboard["count"]) == "var.enable_dashboard ? 1 : 0"
+    assert cfg.variables["enable_dashboard"]["default"] is True
+    assert expr(dashboard["dashboard_json"]) == "jsonencode(local.dashboard)"
+    url = cfg.outputs["dashboard_url"]["value"]
+    assert url.startswith("${var.enable_dashboard ? \"https://console.cloud.google.com/monitoring/dashboards/")
+    assert "google_monitoring_dashboard.this[0].id" in url and "?project=${var.project_id}" in url
