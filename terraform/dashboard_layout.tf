@@ -113,7 +113,7 @@ locals {
 
   dashboard_security_charts = [
     for k, s in local.enabled_security_signals : {
-      title = "Looker: ${s.title} (${k}), per hour by Looker host"
+      title = "${k}: ${s.title}, per hour by Looker host"
       xyChart = {
         dataSets = [{
           plotType   = "STACKED_BAR"

@@ -15,6 +15,7 @@ console` where a binary exists (no provider download needed).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -29,6 +30,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TF = ROOT / "terraform"
+
+# scripts/draw_dashboard.py evaluates the locals-only files with `terraform console`; the tests use the same code.
+_spec = importlib.util.spec_from_file_location("draw_dashboard", ROOT / "scripts" / "draw_dashboard.py")
+assert _spec and _spec.loader
+draw_dashboard = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(draw_dashboard)
+LOCALS_ONLY: tuple[str, ...] = draw_dashboard.LOCALS_ONLY
 
 # The function's environment contract (see README / looker_audit_export.config).
 CONTRACT_ENV = {
@@ -64,8 +72,6 @@ REQUIRED_APIS = {
 
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 
-#: Files of locals only, evaluated together (with variables.tf) by `terraform console`.
-LOCALS_ONLY = ("instances.tf", "signals.tf", "health.tf", "dashboard_layout.tf")
 
 
 # --- loading and normalising python-hcl2 output (7.x and 8.x) ---------------
@@ -210,7 +216,7 @@ def test_layout():
 
 def test_locals_only_files_hold_only_locals():
     """instances.tf, signals.tf, health.tf and dashboard_layout.tf are evaluated alone by `terraform console`."""
-    for name in (*LOCALS_ONLY, "source_excludes.tf"):
+    for name in (*(n for n in LOCALS_ONLY if n != "variables.tf"), "source_excludes.tf"):
         with (TF / name).open() as fh:
             doc = _norm(hcl2.load(fh))
         assert set(doc) <= {"locals"}, f"{name} may only hold locals: {sorted(doc)}"
@@ -951,23 +957,7 @@ def _console(tmp_path: Path, expression: str, tfvars: str) -> Any:
     terraform = shutil.which("terraform")
     if terraform is None:
         pytest.skip("no terraform binary")
-    for name in ("variables.tf", *LOCALS_ONLY):
-        shutil.copy(TF / name, tmp_path / name)
-    (tmp_path / "test.tfvars").write_text(tfvars)
-    env = dict(os.environ, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
-    result = subprocess.run(
-        [terraform, "console", "-var-file=test.tfvars"],
-        input=f"jsonencode({expression})\n",
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise ValueError(re.sub(r"\x1b\[[0-9;]*m", "", result.stderr))
-    return json.loads(json.loads(result.stdout.strip().splitlines()[-1]))
+    return draw_dashboard.console(expression, tfvars, tmp_path, terraform)
 
 
 TWO_INSTANCES = """
@@ -1304,3 +1294,17 @@ def test_dashboard_is_switchable_and_linked(cfg: Config):
     url = cfg.outputs["dashboard_url"]["value"]
     assert url.startswith("${var.enable_dashboard ? \"https://console.cloud.google.com/monitoring/dashboards/")
     assert "google_monitoring_dashboard.this[0].id" in url and "?project=${var.project_id}" in url
+
+
+def test_the_dashboard_picture_is_drawn_from_the_layout(tmp_path: Path):
+    if shutil.which("terraform") is None:
+        pytest.skip("no terraform binary")
+    out = tmp_path / "dashboard.png"
+    assert draw_dashboard.main(["-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # What each tile says it reads comes from the JSON: here the lag chart's metric and aggregation.
+    dashboard = _console(tmp_path, "local.dashboard", TWO_INSTANCES)
+    described = [draw_dashboard.describe(t["widget"]) for t in dashboard["mosaicLayout"]["tiles"]]
+    assert ("LINE", "exporter_lag: mean per 600s, by function") in described
+    assert ("scorecard", "sum(increase(exporter_query_calls_sum[30d]))") in described
+    assert (ROOT / "docs" / "dashboard.png").is_file(), "the README shows docs/dashboard.png"
