@@ -96,6 +96,6 @@ output "alert_policies" {
 
 output "dashboard_url" {
   description = "Link to this stack's Cloud Monitoring dashboard (exporter health and security signals), or null when enable_dashboard is false."
-  # The resource ID is projects/PROJECT_NUMBER/dashboards/DASHBOARD_ID.
-  value = var.enable_dashboard ? "https://console.cloud.google.com/monitoring/dashboards/builder/${element(split("/", google_monitoring_dashboard.this[0].id), 3)}?project=${var.project_id}" : null
+  # The resource ID is projects/PROJECT_NUMBER/dashboards/DASHBOARD_ID; the console link takes the last part.
+  value = var.enable_dashboard ? "https://console.cloud.google.com/monitoring/dashboards/builder/${regex("[^/]+$", google_monitoring_dashboard.this[0].id)}?project=${var.project_id}" : null
 }
