@@ -1308,3 +1308,96 @@ def test_the_dashboard_picture_is_drawn_from_the_layout(tmp_path: Path):
     assert ("LINE", "exporter_lag: mean per 600s, by function") in described
     assert ("scorecard", "sum(increase(exporter_query_calls_sum[30d]))") in described
     assert (ROOT / "docs" / "dashboard.png").is_file(), "the README shows docs/dashboard.png"
+
+
+# --- optional: our arguments against the provider's own schema ------------------------------
+
+META_ARGUMENTS = {"count", "for_each", "depends_on", "provider", "lifecycle"}
+
+
+def _load_jsii(path: Path) -> dict[str, Any]:
+    """The jsii assembly of a prebuilt provider binding: a .jsii file, or the wheel that carries it."""
+    import tarfile
+    import zipfile
+
+    if path.suffix != ".whl":
+        return json.loads(path.read_bytes())
+    with zipfile.ZipFile(path) as wheel:
+        name = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+        with wheel.open(name) as tgz, tarfile.open(fileobj=tgz, mode="r:gz") as tar:
+            member = tar.extractfile("package/.jsii")
+            assert member is not None
+            return json.loads(member.read())
+
+
+def _schema(assembly: dict[str, Any]) -> tuple[dict[str, str], dict[str, dict[str, tuple[bool, list[str]]]], str]:
+    """(resource type -> its Config struct, struct -> {argument: (optional, struct types it nests)}, version)."""
+    types = assembly["types"]
+    resources: dict[str, str] = {}
+    version = ""
+    for fqn, t in types.items():
+        m = re.search(r"/(\d+\.\d+\.\d+)/docs/resources/\w+ (google_\w+)\}", t.get("docs", {}).get("summary", ""))
+        if t.get("kind") == "class" and m and fqn + "Config" in types:
+            resources[m.group(2)] = fqn + "Config"
+            version = m.group(1)
+    structs: dict[str, dict[str, tuple[bool, list[str]]]] = {}
+    for fqn, t in types.items():
+        if t.get("datatype"):
+            props = {}
+            for p in t.get("properties", []):
+                anchor = re.search(r"#(\w+) ", p.get("docs", {}).get("remarks", ""))
+                name = anchor.group(1) if anchor else re.sub(r"([A-Z])", r"_\1", p["name"]).lower()
+                nested = [f for f in re.findall(r'"fqn": "([^"]+)"', json.dumps(p["type"])) if f in types]
+                props[name] = (bool(p.get("optional")), nested)
+            structs[fqn] = props
+    return resources, structs, version
+
+
+def _check_block(structs: dict[str, Any], fqn: str, body: dict[str, Any], where: str) -> list[str]:
+    props = structs[fqn]
+    problems = []
+    for key, value in body.items():
+        if key in META_ARGUMENTS or key.startswith("//"):
+            continue
+        if key not in props:
+            problems.append(f"{where}: unknown argument {key}")
+            continue
+        nested = [n for n in props[key][1] if n in structs]
+        if nested and isinstance(value, (list, dict)):
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict):
+                    problems += _check_block(structs, nested[0], item, f"{where}.{key}")
+    for key, (optional, _) in props.items():
+        if not optional and key not in body:
+            problems.append(f"{where}: required argument {key} missing")
+    return problems
+
+
+def test_arguments_match_the_provider_schema(cfg: Config):
+    """Opt-in (heavy): every argument and block we set exists in the provider's schema, and every required one is set.
+
+    The schema comes from the prebuilt CDK bindings on PyPI (not installed, only read):
+        pip download --no-deps "cdktn-provider-google>=20,<21" "cdktn-provider-google-beta>=20,<21" -d /tmp/schema
+        PROVIDER_SCHEMA=/tmp/schema/<google wheel>:/tmp/schema/<beta wheel> pytest tests/test_terraform.py -k schema
+    Resources of a provider whose binding is not given are not checked.
+    """
+    paths = [Path(p) for p in os.environ.get("PROVIDER_SCHEMA", "").split(os.pathsep) if p]
+    if not paths:
+        pytest.skip("set PROVIDER_SCHEMA to the cdktn-provider-google(-beta) wheel(s) or .jsii file(s)")
+    checked: set[str] = set()
+    problems: list[str] = []
+    for path in paths:
+        assembly = _load_jsii(path)
+        beta = assembly["name"].endswith("-beta")
+        resources, structs, version = _schema(assembly)
+        assert resources, f"no resources found in {path}"
+        for rtype, named in cfg.resources.items():
+            for name, body in named.items():
+                if (expr(body.get("provider", "google")) == "google-beta") != beta or rtype not in resources:
+                    continue
+                checked.add(f"{rtype}.{name}")
+                problems += _check_block(structs, resources[rtype], body, f"{rtype}.{name} (schema {version})")
+    assert not problems, "\n".join(problems)
+    google = {f"{t}.{n}" for t, named in cfg.resources.items() if t.startswith("google_") for n in named}
+    assert checked, "nothing was checked"
+    print(f"checked {len(checked)} of {len(google)} google resources: unchecked {sorted(google - checked)}")
