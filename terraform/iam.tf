@@ -207,13 +207,17 @@ resource "time_sleep" "iam_propagation" {
 # get their roles, some time after the APIs are enabled: until then creating a
 # function's Pub/Sub trigger fails with "Permission denied while using the
 # Eventarc Service Agent" (https://github.com/hashicorp/terraform-provider-google/issues/25294).
-# So, as the reporter's workaround there and the terraform-google-modules
-# project_services module (activate_api_identities) do: create the agents
-# explicitly (services.generateServiceIdentity, google-beta only), grant each
-# the role Google would give it, and wait (time_sleep.iam_propagation) before
-# creating the functions. Both are Google-managed roles meant for exactly
-# these agents; on an older project they are already granted and this is a
-# no-op. Destroying does not remove an agent (the API has no delete).
+# So, as the reporter's workaround there, the terraform-google-modules
+# project_services module (activate_api_identities) and Google's own advice
+# for Terraform (https://cloud.google.com/iam/docs/create-service-agents) do:
+# create the agents explicitly (services.generateServiceIdentity, google-beta
+# only), grant each the role Google gives it, and wait
+# (time_sleep.iam_propagation) before creating the functions. Both are
+# Google-managed roles meant for exactly these agents; on an older project the
+# same bindings already exist. Destroying does not remove an agent (the API
+# has no delete), and must not remove these bindings either: other Eventarc
+# triggers and Pub/Sub pushes of the project need them. Hence prevent_destroy;
+# README "Update and remove" says how to destroy the rest.
 resource "google_project_service_identity" "agents" {
   provider = google-beta
   for_each = toset(keys(local.service_agent_roles))
@@ -240,4 +244,9 @@ resource "google_project_iam_member" "service_agents" {
   project = var.project_id
   role    = each.value
   member  = "serviceAccount:${google_project_service_identity.agents[each.key].email}"
+
+  lifecycle {
+    # Shared with everything else in the project that uses Eventarc or Pub/Sub push.
+    prevent_destroy = true
+  }
 }

@@ -655,6 +655,9 @@ def test_service_agents_exist_before_their_grants(cfg: Config):
     assert cfg.locals["service_agent_roles"] == SERVICE_AGENT_ROLES
     grant = cfg.resources["google_project_iam_member"]["service_agents"]
     assert expr(grant["for_each"]) == "local.service_agent_roles"
+    # Destroying this stack must not take their roles from agents the whole project uses.
+    assert block(grant["lifecycle"])["prevent_destroy"] is True
+    assert "terraform state rm 'google_project_iam_member.service_agents'" in (ROOT / "README.md").read_text()
     token = cfg.resources["google_service_account_iam_member"]["pubsub_agent_token_creator"]
     assert sa_ref(token["member"]) == "agent:pubsub.googleapis.com"
 
