@@ -11,6 +11,14 @@
 # `function`). Every run logs one line: "Looker export finished: ..." at INFO
 # or "Looker export failed: ..." at ERROR, with jsonPayload.summary.
 #
+# One apply: an alert policy on a log-based metric created in the same apply
+# fails with 404 "Cannot find metric(s) that match type ..." for up to 10
+# minutes, and the provider does not retry
+# (https://github.com/hashicorp/terraform-provider-google/issues/11102).
+# Security signals where one event is the finding use log-match policies,
+# which read the log and need no metric (local.signal_alerting, health.tf);
+# every policy that does read a metric waits for time_sleep.metrics below.
+#
 # Timing: an event reaches Cloud Logging up to one schedule interval plus
 # settle_seconds after it happened, with its own time as the entry's
 # timestamp, so security windows (alert_window_seconds) must be wider than
@@ -61,8 +69,10 @@ resource "google_logging_metric" "security" {
   }
 }
 
+# Threshold signals (local.threshold_signals): more than `threshold` events of
+# one Looker host in one alert window.
 resource "google_monitoring_alert_policy" "security" {
-  for_each = local.enabled_security_signals
+  for_each = local.threshold_signals
 
   project               = var.project_id
   display_name          = "Looker: ${each.value.title}"
@@ -110,27 +120,82 @@ resource "google_monitoring_alert_policy" "security" {
           ${each.value.filter}
     EOT
   }
+
+  depends_on = [time_sleep.metrics]
+}
+
+# Log-match signals (local.log_match_signals): every matching entry of the
+# exported log opens an incident (labelled with its Looker host and event
+# name), at most one notification per 5 minutes per policy. Log-based alerting
+# policies skip entries that are excluded from every log bucket, but do scan
+# entries a project sink routes to a log bucket, so with long retention on
+# they see the entries in the dedicated bucket
+# (https://cloud.google.com/logging/docs/alerting/log-based-alerts).
+resource "google_monitoring_alert_policy" "security_log_match" {
+  for_each = local.log_match_signals
+
+  project               = var.project_id
+  display_name          = "Looker: ${each.value.title}"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "Any matching event"
+
+    condition_matched_log {
+      filter = each.value.filter
+      label_extractors = {
+        looker_host = "EXTRACT(labels.looker_host)"
+        event_name  = "EXTRACT(labels.event_name)"
+      }
+    }
+  }
+
+  alert_strategy {
+    # Required for a log-match condition (AlertStrategy.notification_rate_limit).
+    notification_rate_limit {
+      period = "300s"
+    }
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      ${each.value.description}
+
+      Any single such event raises this alert. The events reach Cloud Logging up to one export interval after
+      they happened.
+
+      Logs Explorer query:
+
+          ${each.value.filter}
+    EOT
+  }
 }
 
 # --- exporter health ----------------------------------------------------------------
 
-# How far each exporter is behind: summary.lag_seconds of every run (the age of
-# the newest exported event while it catches up; 0 when caught up).
-resource "google_logging_metric" "exporter_lag" {
-  count = var.alerts.exporter_lag ? 1 : 0
+# Numbers of each run's summary line (local.summary_values in health.tf): the
+# lag (summary.lag_seconds: the age of the newest exported event while it
+# catches up; 0 when caught up), events written and Looker query calls.
+resource "google_logging_metric" "exporter_values" {
+  for_each = local.enabled_summary_values
 
   project     = var.project_id
-  name        = "${var.name_prefix}/exporter_lag"
-  description = "Looker export lag in seconds (jsonPayload.summary.lag_seconds of each run's summary line), by function."
-  filter      = "${local.function_log_filter} AND jsonPayload.summary.lag_seconds>=0"
+  name        = each.value.metric
+  description = each.value.description
+  filter      = "${local.function_log_filter} AND jsonPayload.summary.${each.value.field}>=0"
 
-  value_extractor = "EXTRACT(jsonPayload.summary.lag_seconds)"
+  value_extractor = "EXTRACT(jsonPayload.summary.${each.value.field})"
 
   metric_descriptor {
     metric_kind  = "DELTA"
     value_type   = "DISTRIBUTION"
-    unit         = "s"
-    display_name = "Looker export lag"
+    unit         = each.value.unit
+    display_name = each.value.title
 
     labels {
       key         = "function"
@@ -143,7 +208,7 @@ resource "google_logging_metric" "exporter_lag" {
     function = "EXTRACT(resource.labels.service_name)"
   }
 
-  # 1 s to about 8 days.
+  # 1 to about 700,000 (seconds: about 8 days).
   bucket_options {
     exponential_buckets {
       num_finite_buckets = 40
@@ -151,6 +216,12 @@ resource "google_logging_metric" "exporter_lag" {
       scale              = 1
     }
   }
+}
+
+# The lag metric was a resource of its own (with count) before: keep its state.
+moved {
+  from = google_logging_metric.exporter_lag[0]
+  to   = google_logging_metric.exporter_values["lag"]
 }
 
 resource "google_monitoring_alert_policy" "exporter_lag" {
@@ -167,7 +238,7 @@ resource "google_monitoring_alert_policy" "exporter_lag" {
     display_name = "Lag over ${var.exporter_max_lag_seconds} s"
 
     condition_threshold {
-      filter          = "metric.type=\"${local.metric_prefix}/${google_logging_metric.exporter_lag[0].name}\" AND resource.type=\"cloud_run_revision\""
+      filter          = "metric.type=\"${local.metric_prefix}/${google_logging_metric.exporter_values["lag"].name}\" AND resource.type=\"cloud_run_revision\""
       comparison      = "COMPARISON_GT"
       threshold_value = var.exporter_max_lag_seconds
       duration        = "0s"
@@ -201,6 +272,8 @@ resource "google_monitoring_alert_policy" "exporter_lag" {
           ${local.function_log_filter} AND jsonPayload.summary:*
     EOT
   }
+
+  depends_on = [time_sleep.metrics]
 }
 
 # Exporter runs by outcome (local.run_counters in signals.tf): failed and successful.
@@ -208,7 +281,7 @@ resource "google_logging_metric" "exporter_runs" {
   for_each = local.enabled_run_counters
 
   project     = var.project_id
-  name        = "${var.name_prefix}/exporter_${each.key}_runs"
+  name        = each.value.metric
   description = each.value.description
   filter      = each.value.filter
 
@@ -286,6 +359,8 @@ resource "google_monitoring_alert_policy" "exporter_failures" {
           ${local.function_log_filter} AND severity>=ERROR
     EOT
   }
+
+  depends_on = [time_sleep.metrics]
 }
 
 resource "google_monitoring_alert_policy" "exporter_no_success" {
@@ -331,4 +406,25 @@ resource "google_monitoring_alert_policy" "exporter_no_success" {
           ${local.function_log_filter}
     EOT
   }
+
+  depends_on = [time_sleep.metrics]
+}
+
+# Wait until Cloud Monitoring knows the new log-based metrics before creating
+# the policies that read them (issue #11102 above; the error itself says "up
+# to 10 minutes"). Runs on the first apply, in parallel with the function
+# builds, and again only when the set of metrics changes (a signal switched
+# on), so that a policy on a new metric waits too.
+resource "time_sleep" "metrics" {
+  create_duration = "${var.metric_propagation_seconds}s"
+
+  triggers = {
+    metrics = join(",", sort(local.metric_types))
+  }
+
+  depends_on = [
+    google_logging_metric.security,
+    google_logging_metric.exporter_runs,
+    google_logging_metric.exporter_values,
+  ]
 }

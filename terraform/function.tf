@@ -109,10 +109,10 @@ resource "google_cloudfunctions2_function" "exporter" {
 
   depends_on = [
     google_project_service.apis,
-    # Build grants must exist before the first build.
-    google_project_iam_member.build_log_writer,
-    google_artifact_registry_repository_iam_member.build_writer,
-    google_storage_bucket_iam_member.build_source_viewer,
+    # The build grants (also on Cloud Functions' staging bucket) and the
+    # Eventarc and Pub/Sub service agents' grants must have taken effect
+    # before the first build and the trigger's creation (iam.tf).
+    time_sleep.iam_propagation,
     # Runtime grants must exist before the first tick.
     google_project_iam_member.runtime_log_writer,
     google_secret_manager_secret_iam_member.runtime_secret_accessor,

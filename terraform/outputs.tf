@@ -87,8 +87,15 @@ output "alert_policies" {
   description = "The alert policies created (name => resource name), for adding channels or snoozing."
   value = merge(
     { for k, p in google_monitoring_alert_policy.security : k => p.name },
+    { for k, p in google_monitoring_alert_policy.security_log_match : k => p.name },
     { for p in google_monitoring_alert_policy.exporter_lag : "exporter_lag" => p.name },
     { for p in google_monitoring_alert_policy.exporter_failures : "exporter_failures" => p.name },
     { for p in google_monitoring_alert_policy.exporter_no_success : "exporter_no_success" => p.name },
   )
+}
+
+output "dashboard_url" {
+  description = "Link to this stack's Cloud Monitoring dashboard (exporter health and security signals), or null when enable_dashboard is false."
+  # The resource ID is projects/PROJECT_NUMBER/dashboards/DASHBOARD_ID; the console link takes the last part.
+  value = var.enable_dashboard ? "https://console.cloud.google.com/monitoring/dashboards/builder/${regex("[^/]+$", google_monitoring_dashboard.this[0].id)}?project=${var.project_id}" : null
 }

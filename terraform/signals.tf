@@ -111,15 +111,18 @@ locals {
   ])
 
   # Exporter runs by outcome, counted from their summary lines; each is kept while the alert that reads it
-  # is on: failed runs raise exporter_failures, the absence of successful ones exporter_no_success.
+  # is on (failed runs raise exporter_failures, the absence of successful ones exporter_no_success) or the
+  # dashboard shows it.
   run_counters = {
     failed = {
+      metric      = "${var.name_prefix}/exporter_failed_runs"
       alert       = "exporter_failures"
       title       = "Looker export failed runs"
       description = "Failed Looker export runs (\"Looker export failed\" at ERROR), by function."
       filter      = "${local.function_log_filter} AND severity>=ERROR AND jsonPayload.message=~\"^Looker export failed\""
     }
     successful = {
+      metric      = "${var.name_prefix}/exporter_successful_runs"
       alert       = "exporter_no_success"
       title       = "Looker export successful runs"
       description = "Successful Looker export runs (\"Looker export finished\" at INFO), by function."
@@ -127,5 +130,5 @@ locals {
     }
   }
 
-  enabled_run_counters = { for k, c in local.run_counters : k => c if var.alerts[c.alert] }
+  enabled_run_counters = { for k, c in local.run_counters : k => c if var.alerts[c.alert] || var.enable_dashboard }
 }

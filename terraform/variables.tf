@@ -256,6 +256,32 @@ variable "function_memory" {
 }
 
 # ---------------------------------------------------------------------------
+# One apply on a new project (iam.tf, alerts.tf)
+# ---------------------------------------------------------------------------
+
+variable "iam_propagation_seconds" {
+  description = "How long the first apply waits after the build account's and the service agents' grants before it creates the functions (IAM changes usually take effect within 2 minutes). Raise it if a first apply still fails with a Cloud Build or Eventarc permission error."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.iam_propagation_seconds >= 0 && var.iam_propagation_seconds <= 900 && floor(var.iam_propagation_seconds) == var.iam_propagation_seconds
+    error_message = "iam_propagation_seconds must be a whole number of seconds between 0 and 900."
+  }
+}
+
+variable "metric_propagation_seconds" {
+  description = "How long the apply waits after creating log-based metrics before it creates the alert policies that read them: Cloud Monitoring answers 404 for a new metric for up to 10 minutes. Waits again only when the set of metrics changes."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.metric_propagation_seconds >= 0 && var.metric_propagation_seconds <= 900 && floor(var.metric_propagation_seconds) == var.metric_propagation_seconds
+    error_message = "metric_propagation_seconds must be a whole number of seconds between 0 and 900."
+  }
+}
+
+# ---------------------------------------------------------------------------
 # Long retention (retention.tf)
 # ---------------------------------------------------------------------------
 
@@ -402,4 +428,14 @@ variable "exporter_failed_runs_threshold" {
     condition     = var.exporter_failed_runs_threshold >= 0 && floor(var.exporter_failed_runs_threshold) == var.exporter_failed_runs_threshold
     error_message = "exporter_failed_runs_threshold must be a whole number >= 0."
   }
+}
+
+# ---------------------------------------------------------------------------
+# Dashboard (dashboard.tf)
+# ---------------------------------------------------------------------------
+
+variable "enable_dashboard" {
+  description = "Create a Cloud Monitoring dashboard for this stack: exporter health (runs, events written, lag, Looker query calls) and the enabled security signals per Looker host. It keeps the run, lag, events-written and query-call metrics it shows even when their alerts are off."
+  type        = bool
+  default     = true
 }

@@ -15,6 +15,7 @@ console` where a binary exists (no provider download needed).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -29,6 +30,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TF = ROOT / "terraform"
+
+# scripts/draw_dashboard.py evaluates the locals-only files with `terraform console`; the tests use the same code.
+_spec = importlib.util.spec_from_file_location("draw_dashboard", ROOT / "scripts" / "draw_dashboard.py")
+assert _spec and _spec.loader
+draw_dashboard = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(draw_dashboard)
+LOCALS_ONLY: tuple[str, ...] = draw_dashboard.LOCALS_ONLY
 
 # The function's environment contract (see README / looker_audit_export.config).
 CONTRACT_ENV = {
@@ -63,6 +71,7 @@ REQUIRED_APIS = {
 }
 
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
+
 
 
 # --- loading and normalising python-hcl2 output (7.x and 8.x) ---------------
@@ -158,7 +167,13 @@ EACH = "[each.key]"
 
 
 def sa_ref(member: str) -> str:
-    """'serviceAccount:${google_service_account.x.email}' -> 'x' ('x[each.key]' for a per-instance one)."""
+    """'serviceAccount:${google_service_account.x.email}' -> 'x' ('x[each.key]' for a per-instance one).
+
+    A Google service agent created here (google_project_service_identity.agents["svc"]) -> 'agent:svc'.
+    """
+    m = re.fullmatch(r'serviceAccount:\$\{google_project_service_identity\.agents\["([a-z.]+)"\]\.email\}', member)
+    if m:
+        return f"agent:{m.group(1)}"
     m = re.fullmatch(r"serviceAccount:\$\{google_service_account\.([a-z0-9_]+(?:\[each\.key\])?)\.email\}", member)
     if m:
         return m.group(1)
@@ -190,6 +205,9 @@ def test_layout():
         "retention.tf",
         "alerts.tf",
         "signals.tf",
+        "health.tf",
+        "dashboard.tf",
+        "dashboard_layout.tf",
         "outputs.tf",
         "terraform.tfvars.example",
     ):
@@ -197,8 +215,8 @@ def test_layout():
 
 
 def test_locals_only_files_hold_only_locals():
-    """instances.tf and signals.tf are evaluated alone by `terraform console`."""
-    for name in ("instances.tf", "signals.tf", "source_excludes.tf"):
+    """instances.tf, signals.tf, health.tf and dashboard_layout.tf are evaluated alone by `terraform console`."""
+    for name in (*(n for n in LOCALS_ONLY if n != "variables.tf"), "source_excludes.tf"):
         with (TF / name).open() as fh:
             doc = _norm(hcl2.load(fh))
         assert set(doc) <= {"locals"}, f"{name} may only hold locals: {sorted(doc)}"
@@ -214,6 +232,10 @@ def test_versions_pinned(cfg: Config):
     # excludes globs need archive >= 2.5
     m = re.fullmatch(r"~> 2\.(\d+)", providers["archive"]["version"])
     assert m and int(m.group(1)) >= 5
+    # time_sleep (the waits) and google_project_service_identity (beta only), same major as google.
+    assert providers["time"]["source"] == "hashicorp/time"
+    assert re.fullmatch(r"~> 0\.(\d+)", providers["time"]["version"])
+    assert providers["google-beta"] == providers["google"] | {"source": "hashicorp/google-beta"}
 
 
 def test_variables_documented_and_typed(cfg: Config):
@@ -287,7 +309,8 @@ SHARED = {
     "google_storage_bucket": {"state", "source"},
     "google_artifact_registry_repository": {"functions"},
     "google_service_account_iam_member": {"pubsub_agent_token_creator"},
-    "google_project_iam_member": {"build_log_writer"},
+    "google_project_iam_member": {"build_log_writer", "build_staging_viewer"},
+    "time_sleep": {"iam_propagation", "metrics"},
 }
 
 
@@ -458,12 +481,25 @@ def _grants(cfg: Config) -> set[tuple[str, str, str, str]]:
             target = expr(res[IAM_TARGETS[rtype]])
             if "condition" in res:
                 target += " if " + block(res["condition"])["expression"]
-            who = "pubsub-agent" if "@gcp-sa-pubsub." in member else sa_ref(member)
+            if expr(res.get("for_each", "")) == "local.service_agent_roles":
+                # One grant per service agent, each of the role in that table.
+                assert member == "serviceAccount:${google_project_service_identity.agents[each.key].email}"
+                assert expr(role) == "each.value"
+                for service, agent_role in cfg.locals["service_agent_roles"].items():
+                    grants.add((f"agent:{service}", agent_role, rtype, target))
+                continue
+            assert "@gcp-sa-" not in member, "a service agent is named by its google_project_service_identity"
+            who = sa_ref(member)
             # A per-instance grant must iterate the instances, or [each.key] would not exist.
             assert per_instance(res) == (EACH in who or EACH in target), f"{rtype}.{name}"
             grants.add((who, role, rtype, target))
     return grants
 
+
+STAGING_CONDITION = (
+    'resource.name == "projects/_/buckets/${local.gcf_staging_bucket}" || '
+    'resource.name.startsWith("projects/_/buckets/${local.gcf_staging_bucket}/objects/")'
+)
 
 CURSOR_CONDITION = (
     'resource.name.startsWith("projects/_/buckets/${google_storage_bucket.state.name}/objects/${each.key}/")'
@@ -490,11 +526,13 @@ EXPECTED_GRANTS = {
         "google_cloudfunctions2_function.exporter[each.key].service_config[0].service",
     ),
     (
-        "pubsub-agent",
+        "agent:pubsub.googleapis.com",
         "roles/iam.serviceAccountTokenCreator",
         "google_service_account_iam_member",
         "google_service_account.trigger.name",
     ),
+    ("agent:eventarc.googleapis.com", "roles/eventarc.serviceAgent", "google_project_iam_member", "var.project_id"),
+    ("agent:pubsub.googleapis.com", "roles/pubsub.serviceAgent", "google_project_iam_member", "var.project_id"),
     ("build", "roles/logging.logWriter", "google_project_iam_member", "var.project_id"),
     (
         "build",
@@ -503,6 +541,7 @@ EXPECTED_GRANTS = {
         "google_artifact_registry_repository.functions.name",
     ),
     ("build", "roles/storage.objectViewer", "google_storage_bucket_iam_member", "google_storage_bucket.source.name"),
+    ("build", "roles/storage.objectViewer", "google_project_iam_member", f"var.project_id if {STAGING_CONDITION}"),
 }
 
 
@@ -511,10 +550,15 @@ def test_iam_grants_exactly_the_listed_roles(cfg: Config):
 
 
 def test_no_primitive_or_project_wide_secret_or_storage_roles(cfg: Config):
-    for who, role, rtype, _ in _grants(cfg):
+    for who, role, rtype, target in _grants(cfg):
         assert role not in PRIMITIVE_ROLES, (who, role)
         if rtype == "google_project_iam_member":
-            assert not role.startswith(("roles/secretmanager.", "roles/storage.")), (who, role)
+            assert not role.startswith("roles/secretmanager."), (who, role)
+            if role.startswith("roles/storage."):
+                # Only read access, only to Cloud Functions' staging bucket (it has no IAM of its own before
+                # the first deploy): see test_build_can_read_the_staging_bucket_and_nothing_else.
+                assert (who, role) == ("build", "roles/storage.objectViewer"), (who, role)
+                assert target.endswith(f" if {STAGING_CONDITION}"), target
 
 
 def test_service_accounts_are_wired(cfg: Config):
@@ -531,6 +575,91 @@ def test_service_accounts_are_wired(cfg: Config):
     # the build pushes into the repository it has write access to
     repo_name, _ = cfg.one("google_artifact_registry_repository")
     assert expr(block(fn["build_config"])["docker_repository"]) == f"google_artifact_registry_repository.{repo_name}.id"
+
+
+def _condition_allows(expression: str, name: str) -> bool:
+    """Evaluate the two CEL forms the staging grant uses on a Cloud Storage resource name (no other form)."""
+    results = []
+    for term in expression.split(" || "):
+        m = re.fullmatch(r'resource\.name == "([^"]+)"', term) or re.fullmatch(
+            r'resource\.name\.startsWith\("([^"]+)"\)', term
+        )
+        assert m, f"unexpected condition term: {term}"
+        results.append(name == m.group(1) if "==" in term else name.startswith(m.group(1)))
+    return any(results)
+
+
+def test_build_can_read_the_staging_bucket_and_nothing_else(cfg: Config):
+    """Issue 13 §1: Cloud Build, as the build account, downloads the zip from gcf-v2-sources-<number>-<region>."""
+    grant = cfg.resources["google_project_iam_member"]["build_staging_viewer"]
+    assert sa_ref(grant["member"]) == "build"
+    assert grant["role"] == "roles/storage.objectViewer"
+    assert block(grant["condition"])["expression"] == STAGING_CONDITION
+    assert cfg.locals["gcf_staging_bucket"] == "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
+    # The bucket is the one the function is built from: same build account, same region.
+    _, fn = cfg.one("google_cloudfunctions2_function")
+    assert sa_email_ref(block(fn["build_config"])["service_account"]) == "build"
+    assert expr(fn["location"]) == "var.region"
+    rendered = STAGING_CONDITION.replace("${local.gcf_staging_bucket}", "gcf-v2-sources-123456789-us-central1")
+    allowed = {
+        "projects/_/buckets/gcf-v2-sources-123456789-us-central1": True,  # objects.list is checked on the bucket
+        "projects/_/buckets/gcf-v2-sources-123456789-us-central1/objects/x/function-source.zip": True,
+        "projects/_/buckets/gcf-v2-sources-123456789-us-central1-other": False,
+        "projects/_/buckets/gcf-v2-sources-123456789-us-central1-other/objects/a.zip": False,
+        "projects/_/buckets/gcf-v2-sources-123456789-europe-west1/objects/a.zip": False,
+        "projects/_/buckets/my-project-id-looker-audit-state/objects/prod/state.json": False,
+        "projects/_/buckets/gcf-v2-sources-1234567890-us-central1/objects/a.zip": False,
+    }
+    for name, expected in allowed.items():
+        assert _condition_allows(rendered, name) is expected, name
+
+
+def _depends_on(res: dict) -> set[str]:
+    return {expr(d) for d in res.get("depends_on", [])}
+
+
+def test_functions_wait_for_the_grants_of_the_first_build_and_trigger(cfg: Config):
+    """Issue 13 §1 and §3: every grant the first build and trigger need, then a wait, then the function."""
+    wait = cfg.resources["time_sleep"]["iam_propagation"]
+    assert wait["create_duration"] == "${var.iam_propagation_seconds}s"
+    assert cfg.variables["iam_propagation_seconds"]["default"] >= 60, "the provider's own example waits 60 s"
+    assert _depends_on(wait) == {
+        "google_project_iam_member.build_log_writer",
+        "google_artifact_registry_repository_iam_member.build_writer",
+        "google_storage_bucket_iam_member.build_source_viewer",
+        "google_project_iam_member.build_staging_viewer",
+        "google_project_iam_member.service_agents",
+        "google_service_account_iam_member.pubsub_agent_token_creator",
+    }
+    # Every grant to the build account or to a service agent is waited for.
+    for rtype, named in cfg.resources.items():
+        for name, res in named.items() if rtype.endswith("_iam_member") else ():
+            if "google_service_account.build." in res["member"] or "google_project_service_identity." in res["member"]:
+                assert f"{rtype}.{name}" in _depends_on(wait), f"{rtype}.{name} is not waited for"
+    _, fn = cfg.one("google_cloudfunctions2_function")
+    assert "time_sleep.iam_propagation" in _depends_on(fn)
+
+
+SERVICE_AGENT_ROLES = {
+    "eventarc.googleapis.com": "roles/eventarc.serviceAgent",
+    "pubsub.googleapis.com": "roles/pubsub.serviceAgent",
+}
+
+
+def test_service_agents_exist_before_their_grants(cfg: Config):
+    """Issue 13 §3: the Eventarc and Pub/Sub agents are created, not assumed, and get their own roles."""
+    agents = cfg.resources["google_project_service_identity"]["agents"]
+    assert agents["provider"] == "${google-beta}" or expr(agents["provider"]) == "google-beta"
+    assert expr(agents["for_each"]) == "toset(keys(local.service_agent_roles))"
+    assert "google_project_service.apis" in _depends_on(agents), "the APIs first"
+    assert cfg.locals["service_agent_roles"] == SERVICE_AGENT_ROLES
+    grant = cfg.resources["google_project_iam_member"]["service_agents"]
+    assert expr(grant["for_each"]) == "local.service_agent_roles"
+    # Destroying this stack must not take their roles from agents the whole project uses.
+    assert block(grant["lifecycle"])["prevent_destroy"] is True
+    assert "terraform state rm 'google_project_iam_member.service_agents'" in (ROOT / "README.md").read_text()
+    token = cfg.resources["google_service_account_iam_member"]["pubsub_agent_token_creator"]
+    assert sa_ref(token["member"]) == "agent:pubsub.googleapis.com"
 
 
 # --- the secret ---------------------------------------------------------------------
@@ -670,37 +799,95 @@ def test_every_signal_is_switchable(cfg: Config):
     assert set(re.findall(r"(\w+)\s*=\s*optional\(bool\)", alerts["type"])) == SECURITY_SIGNALS
     assert alerts["default"] == {}
     assert "var.alerts[k]" in cfg.locals["enabled_security_signals"]
-    for rtype in ("google_logging_metric", "google_monitoring_alert_policy"):
-        assert expr(cfg.resources[rtype]["security"]["for_each"]) == "local.enabled_security_signals"
-    health = {
-        ("google_logging_metric", "exporter_lag"): "exporter_lag",
+    assert expr(cfg.resources["google_logging_metric"]["security"]["for_each"]) == "local.enabled_security_signals"
+    policies = cfg.resources["google_monitoring_alert_policy"]
+    # Each enabled signal alerts one way: a threshold on its metric, or a log match (health.tf).
+    assert expr(policies["security"]["for_each"]) == "local.threshold_signals"
+    assert expr(policies["security_log_match"]["for_each"]) == "local.log_match_signals"
+    for (rtype, name), switch in {
         ("google_monitoring_alert_policy", "exporter_lag"): "exporter_lag",
         ("google_monitoring_alert_policy", "exporter_failures"): "exporter_failures",
         ("google_monitoring_alert_policy", "exporter_no_success"): "exporter_no_success",
-    }
-    for (rtype, name), switch in health.items():
+    }.items():
         assert expr(cfg.resources[rtype][name]["count"]) == f"var.alerts.{switch} ? 1 : 0", (rtype, name)
-    # The run counters follow the alert that reads them.
-    assert expr(cfg.resources["google_logging_metric"]["exporter_runs"]["for_each"]) == "local.enabled_run_counters"
-    assert "if var.alerts[c.alert]" in cfg.locals["enabled_run_counters"]
+    # The health metrics follow the alerts that read them, or the dashboard.
+    metrics = cfg.resources["google_logging_metric"]
+    assert expr(metrics["exporter_runs"]["for_each"]) == "local.enabled_run_counters"
+    assert "if var.alerts[c.alert] || var.enable_dashboard" in cfg.locals["enabled_run_counters"]
     counters = cfg.locals["run_counters"]
     assert {k: c["alert"] for k, c in counters.items()} == {"failed": "exporter_failures",
                                                              "successful": "exporter_no_success"}
+    assert expr(metrics["exporter_values"]["for_each"]) == "local.enabled_summary_values"
+    assert "if var.enable_dashboard || anytrue([for a in v.alerts : var.alerts[a]])" in (
+        cfg.locals["enabled_summary_values"]
+    )
+    assert {k: v["alerts"] for k, v in cfg.locals["summary_values"].items()} == {
+        "lag": ["exporter_lag"], "events_written": [], "query_calls": []
+    }
+
+
+def _reads_metric(policy: dict) -> str | None:
+    """The metric an alert policy's condition reads, or None for a log-match condition."""
+    condition = block(policy["conditions"])
+    inner = condition.get("condition_threshold") or condition.get("condition_absent")
+    if inner is None:
+        assert "condition_matched_log" in condition, condition
+        return None
+    ref = re.search(r"google_logging_metric\.(\w+)", block(inner)["filter"])
+    assert ref, "a metric condition must read this stack's log-based metric"
+    return ref.group(1)
 
 
 def test_every_alert_policy_notifies_the_channels(cfg: Config):
     policies = cfg.resources["google_monitoring_alert_policy"]
-    assert set(policies) == {"security"} | HEALTH_SIGNALS
+    assert set(policies) == {"security", "security_log_match"} | HEALTH_SIGNALS
     for name, policy in policies.items():
         assert expr(policy["notification_channels"]) == "var.notification_channels", name
         assert block(policy["documentation"])["content"].strip(), name
-        condition = block(policy["conditions"])
-        inner = condition.get("condition_threshold") or condition.get("condition_absent")
-        metric_ref = re.search(r"google_logging_metric\.(\w+)", block(inner)["filter"])
-        assert metric_ref, f"{name} must alert on this stack's log-based metric"
-        assert metric_ref.group(1) in cfg.resources["google_logging_metric"]
+        metric = _reads_metric(policy)
+        assert metric is None or metric in cfg.resources["google_logging_metric"], name
     assert cfg.variables["notification_channels"]["default"] == []
     assert "notificationChannels/" in block(cfg.variables["notification_channels"]["validation"])["condition"]
+
+
+def test_no_alert_policy_reads_a_metric_before_cloud_monitoring_knows_it(cfg: Config):
+    """Issue 13 §2: a policy on a metric waits for it; a log-match policy needs none."""
+    wait = cfg.resources["time_sleep"]["metrics"]
+    assert wait["create_duration"] == "${var.metric_propagation_seconds}s"
+    # It waits after every log-based metric, and again whenever the set of metrics changes.
+    assert _depends_on(wait) == {f"google_logging_metric.{name}" for name in cfg.resources["google_logging_metric"]}
+    assert expr(wait["triggers"]["metrics"]) == 'join(",", sort(local.metric_types))'
+    assert cfg.variables["metric_propagation_seconds"]["default"] >= 120
+    for name, policy in cfg.resources["google_monitoring_alert_policy"].items():
+        if _reads_metric(policy) is None:
+            # A log match needs a notification rate limit (AlertStrategy.notification_rate_limit).
+            strategy = block(policy["alert_strategy"])
+            assert block(strategy["notification_rate_limit"])["period"].endswith("s"), name
+            match = block(block(policy["conditions"])["condition_matched_log"])
+            assert expr(match["filter"]) == "each.value.filter", name
+            assert match["label_extractors"]["looker_host"] == "EXTRACT(labels.looker_host)"
+            assert "depends_on" not in policy, f"{name} needs no metric, so it does not wait"
+        else:
+            assert "time_sleep.metrics" in _depends_on(policy), f"{name} reads a metric: it must wait for it"
+    # The dashboard reads them too.
+    assert "time_sleep.metrics" in _depends_on(cfg.resources["google_monitoring_dashboard"]["this"])
+
+
+def test_every_metric_is_in_metric_types(cfg: Config):
+    """local.metric_types (what the waits and the dashboard check) lists exactly the metrics the resources create."""
+    metrics = cfg.resources["google_logging_metric"]
+    assert set(metrics) == {"security", "exporter_runs", "exporter_values"}
+    sources = {
+        "security": "local.enabled_security_signals",
+        "exporter_runs": "local.enabled_run_counters",
+        "exporter_values": "local.enabled_summary_values",
+    }
+    for name, source in sources.items():
+        assert expr(metrics[name]["for_each"]) == source
+        assert expr(metrics[name]["name"]) == "each.value.metric", name
+        assert f"[for s in values({source}) : " in cfg.locals["metric_types"] or (
+            f"values({source})" in cfg.locals["metric_types"]
+        ), name
 
 
 def test_security_metrics_count_the_exported_log_by_host(cfg: Config):
@@ -722,25 +909,28 @@ def test_security_metrics_count_the_exported_log_by_host(cfg: Config):
 
 def test_exporter_health_metrics_read_the_summary_line(cfg: Config):
     metrics = cfg.resources["google_logging_metric"]
-    lag = metrics["exporter_lag"]
-    assert lag["value_extractor"] == "EXTRACT(jsonPayload.summary.lag_seconds)"
-    assert block(lag["metric_descriptor"])["value_type"] == "DISTRIBUTION"
-    assert "jsonPayload.summary.lag_seconds>=0" in lag["filter"]
+    values = metrics["exporter_values"]
+    assert values["value_extractor"] == "EXTRACT(jsonPayload.summary.${each.value.field})"
+    assert values["filter"] == "${local.function_log_filter} AND jsonPayload.summary.${each.value.field}>=0"
+    assert block(values["metric_descriptor"])["value_type"] == "DISTRIBUTION"
+    fields = {k: v["field"] for k, v in cfg.locals["summary_values"].items()}
+    assert fields == {"lag": "lag_seconds", "events_written": "events_written", "query_calls": "query_calls"}
     counters = cfg.locals["run_counters"]
     assert 'jsonPayload.message=~\\"^Looker export failed\\"' in counters["failed"]["filter"] or (
         'jsonPayload.message=~"^Looker export failed"' in counters["failed"]["filter"]
     )
     assert "severity>=ERROR" in counters["failed"]["filter"]
     assert "Looker export finished" in counters["successful"]["filter"]
-    for name, filter_ in (("exporter_lag", lag["filter"]), *((k, c["filter"]) for k, c in counters.items())):
-        assert filter_.startswith("${local.function_log_filter} AND "), name
+    for name, counter in counters.items():
+        assert counter["filter"].startswith("${local.function_log_filter} AND "), name
+        assert counter["metric"] == f"${{var.name_prefix}}/exporter_{name}_runs", "the metric names stay as they were"
     runs = metrics["exporter_runs"]
     assert expr(runs["filter"]) == "each.value.filter"
-    assert runs["name"] == "${var.name_prefix}/exporter_${each.key}_runs"
-    for metric in (lag, runs):
+    for metric in (values, runs):
         assert metric["label_extractors"] == {"function": "EXTRACT(resource.labels.service_name)"}
     policies = cfg.resources["google_monitoring_alert_policy"]
     lag_condition = block(block(policies["exporter_lag"]["conditions"])["condition_threshold"])
+    assert 'google_logging_metric.exporter_values["lag"].name' in lag_condition["filter"]
     assert expr(lag_condition["threshold_value"]) == "var.exporter_max_lag_seconds"
     assert cfg.variables["exporter_max_lag_seconds"]["default"] == 3600
     absent = block(block(policies["exporter_no_success"]["conditions"])["condition_absent"])
@@ -752,7 +942,9 @@ def test_run_metrics_keep_their_state_from_their_counted_resources(cfg: Config):
     assert moves == {
         "google_logging_metric.exporter_failures[0]": 'google_logging_metric.exporter_runs["failed"]',
         "google_logging_metric.exporter_runs[0]": 'google_logging_metric.exporter_runs["successful"]',
+        "google_logging_metric.exporter_lag[0]": 'google_logging_metric.exporter_values["lag"]',
     }
+    assert cfg.locals["summary_values"]["lag"]["metric"] == "${var.name_prefix}/exporter_lag", "same metric as before"
 
 
 def test_the_summary_line_matches_the_health_filters():
@@ -770,23 +962,7 @@ def _console(tmp_path: Path, expression: str, tfvars: str) -> Any:
     terraform = shutil.which("terraform")
     if terraform is None:
         pytest.skip("no terraform binary")
-    for name in ("variables.tf", "instances.tf", "signals.tf"):
-        shutil.copy(TF / name, tmp_path / name)
-    (tmp_path / "test.tfvars").write_text(tfvars)
-    env = dict(os.environ, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
-    result = subprocess.run(
-        [terraform, "console", "-var-file=test.tfvars"],
-        input=f"jsonencode({expression})\n",
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise ValueError(re.sub(r"\x1b\[[0-9;]*m", "", result.stderr))
-    return json.loads(json.loads(result.stdout.strip().splitlines()[-1]))
+    return draw_dashboard.console(expression, tfvars, tmp_path, terraform)
 
 
 TWO_INSTANCES = """
@@ -867,9 +1043,12 @@ def test_run_counters_follow_their_alerts(tmp_path: Path):
     assert counters["successful"]["filter"].endswith(
         ' AND severity=INFO AND jsonPayload.message=~"^Looker export finished"'
     )
-    only_successes = _console(tmp_path, "local.enabled_run_counters",
-                              TWO_INSTANCES + "alerts = { exporter_failures = false }\n")
-    assert set(only_successes) == {"successful"}
+    no_failure_alert = TWO_INSTANCES + "alerts = { exporter_failures = false }\n"
+    assert set(_console(tmp_path, "local.enabled_run_counters", no_failure_alert)) == {"failed", "successful"}, (
+        "the dashboard shows both"
+    )
+    no_dashboard = no_failure_alert + "enable_dashboard = false\n"
+    assert set(_console(tmp_path, "local.enabled_run_counters", no_dashboard)) == {"successful"}
 
 
 def test_signal_filters(tmp_path: Path):
@@ -972,7 +1151,6 @@ def test_checkov_passes():
             str(TF),
             "--framework",
             "terraform",
-            "--quiet",
             "--compact",
             "--skip-download",
             "-o",
@@ -997,7 +1175,10 @@ def test_checkov_passes():
     assert summary["failed"] == 0, "\n".join(failed)
     assert summary["parsing_errors"] == 0
     assert summary["passed"] > 0
-    assert summary["skipped"] == len(_inline_skips())
+    # Each inline skip is used, and nothing else is skipped (a for_each resource counts once per instance).
+    skipped = {c["check_id"] for r in reports for c in r["results"].get("skipped_checks", [])}
+    assert skipped == {check for check, _ in _inline_skips()}
+    assert summary["skipped"] >= len(_inline_skips())
     assert result.returncode == 0, result.stderr
 
 
@@ -1014,3 +1195,223 @@ def test_terraform_fmt():
         check=False,
     )
     assert result.returncode == 0, f"run `terraform fmt -recursive terraform`:\n{result.stdout}"
+
+
+# --- alert kinds and the dashboard, evaluated ----------------------------------------
+
+
+def test_each_signal_alerts_by_log_match_or_by_threshold(tmp_path: Path):
+    """Issue 13 §2: one event is enough for a log match; a burst needs the metric and its wait."""
+    with_history = TWO_INSTANCES + 'export_streams = ["events", "history"]\n'
+    every_signal = with_history + "alerts = { large_exports = true }\n"
+    evaluated = _console(
+        tmp_path,
+        "{ kinds = local.signal_alert_kind, signals = local.security_signals, table = local.signal_alerting,"
+        " enabled = keys(local.enabled_security_signals) }",
+        every_signal,
+    )
+    kinds, signals = evaluated["kinds"], evaluated["signals"]
+    assert set(kinds) == set(evaluated["enabled"]) == set(signals), "every enabled signal alerts one way"
+    assert set(evaluated["table"]) <= set(signals), "local.signal_alerting names a signal signals.tf no longer has"
+    for name, kind in kinds.items():
+        assert kind in {"log_match", "threshold"}, name
+        if signals[name]["threshold"] > 0:
+            assert kind == "threshold", f"{name}: a log match cannot count to {signals[name]['threshold']}"
+    assert kinds["login_failure_burst"] == "threshold"
+    assert kinds["role_changes"] == "log_match"
+    split = _console(
+        tmp_path,
+        "{ t = keys(local.threshold_signals), m = keys(local.log_match_signals) }",
+        with_history + "alerts = { role_changes = false }\n",
+    )
+    assert "role_changes" not in split["t"] + split["m"]
+    # large_exports is experimental: off unless switched on.
+    assert sorted(split["t"] + split["m"]) == sorted(set(signals) - {"role_changes", "large_exports"})
+
+
+def _dashboard_metric_types(dashboard: dict) -> list[str]:
+    """Every metric type a chart of the dashboard reads: in filters, and in PromQL (UTF-8 names, "_sum" suffix)."""
+    found = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "filter":
+                    found.extend(re.findall(r'metric\.type="([^"]+)"', value))
+                elif key == "prometheusQuery":
+                    names = re.findall(r'\{"([^"]+)"', value)
+                    assert names, f"PromQL without a quoted metric name: {value}"
+                    found.extend(re.sub(r"_(sum|count|bucket)$", "", n) for n in names)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(dashboard)
+    return found
+
+
+DASHBOARD_CASES = {
+    "defaults": "",
+    "every alert off": "alerts = { " + ", ".join(f"{a} = false" for a in sorted(SECURITY_SIGNALS | HEALTH_SIGNALS))
+    + " }\n",
+    "some signals off, long retention": "alerts = { sudo_sessions = false, downloads = false }\n"
+    "enable_long_retention = true\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(DASHBOARD_CASES))
+def test_dashboard_shows_only_metrics_this_configuration_creates(tmp_path: Path, case: str):
+    """Issue 13 §4: every chart reads a metric created here, and every enabled signal has its chart."""
+    evaluated = _console(
+        tmp_path,
+        "{ dashboard = local.dashboard, metrics = local.metric_types, signals = local.enabled_security_signals }",
+        TWO_INSTANCES + DASHBOARD_CASES[case],
+    )
+    dashboard, metrics, signals = evaluated["dashboard"], set(evaluated["metrics"]), evaluated["signals"]
+    read = _dashboard_metric_types(dashboard)
+    assert read and set(read) <= metrics, set(read) - metrics
+    prefix = "logging.googleapis.com/user/looker-audit/"
+    health = {f"{prefix}exporter_{n}" for n in ("successful_runs", "failed_runs", "events_written", "lag",
+                                                "query_calls")}
+    assert health <= set(read), "exporter health: runs by outcome, events written, lag, query calls"
+    security = [t for t in read if t not in health]
+    assert sorted(security) == sorted(f"logging.googleapis.com/user/{s['metric']}" for s in signals.values()), (
+        "one chart per enabled security signal"
+    )
+    # The security charts are by Looker host, the health charts by function (= instance).
+    text = json.dumps(dashboard)
+    assert text.count('"metric.label.looker_host"') == len(signals)
+    assert "sum by (function)" in text
+
+
+def test_dashboard_tiles_fit_and_do_not_overlap(tmp_path: Path):
+    dashboard = _console(tmp_path, "local.dashboard", TWO_INSTANCES)
+    layout = dashboard["mosaicLayout"]
+    cells: set[tuple[int, int]] = set()
+    for tile in layout["tiles"]:
+        assert tile["xPos"] >= 0 and tile["xPos"] + tile["width"] <= layout["columns"], tile["widget"]["title"]
+        area = {(x, y) for x in range(tile["xPos"], tile["xPos"] + tile["width"])
+                for y in range(tile["yPos"], tile["yPos"] + tile["height"])}
+        assert not area & cells, f"{tile['widget']['title']} overlaps another tile"
+        cells |= area
+        assert tile["widget"]["title"]
+    assert dashboard["displayName"] == "Looker audit export (looker-audit)"
+
+
+def test_dashboard_is_switchable_and_linked(cfg: Config):
+    dashboard = cfg.resources["google_monitoring_dashboard"]["this"]
+    assert expr(dashboard["count"]) == "var.enable_dashboard ? 1 : 0"
+    assert cfg.variables["enable_dashboard"]["default"] is True
+    assert expr(dashboard["dashboard_json"]) == "jsonencode(local.dashboard)"
+    url = cfg.outputs["dashboard_url"]["value"]
+    assert url.startswith("${var.enable_dashboard ? \"https://console.cloud.google.com/monitoring/dashboards/")
+    assert "google_monitoring_dashboard.this[0].id" in url and "?project=${var.project_id}" in url
+
+
+def test_the_dashboard_picture_is_drawn_from_the_layout(tmp_path: Path):
+    if shutil.which("terraform") is None:
+        pytest.skip("no terraform binary")
+    out = tmp_path / "dashboard.png"
+    assert draw_dashboard.main(["-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # What each tile says it reads comes from the JSON: here the lag chart's metric and aggregation.
+    dashboard = _console(tmp_path, "local.dashboard", TWO_INSTANCES)
+    described = [draw_dashboard.describe(t["widget"]) for t in dashboard["mosaicLayout"]["tiles"]]
+    assert ("LINE", "exporter_lag: mean per 600s, by function") in described
+    assert ("scorecard", "sum(increase(exporter_query_calls_sum[30d]))") in described
+    assert (ROOT / "docs" / "dashboard.png").is_file(), "the README shows docs/dashboard.png"
+
+
+# --- optional: our arguments against the provider's own schema ------------------------------
+
+META_ARGUMENTS = {"count", "for_each", "depends_on", "provider", "lifecycle"}
+
+
+def _load_jsii(path: Path) -> dict[str, Any]:
+    """The jsii assembly of a prebuilt provider binding: a .jsii file, or the wheel that carries it."""
+    import tarfile
+    import zipfile
+
+    if path.suffix != ".whl":
+        return json.loads(path.read_bytes())
+    with zipfile.ZipFile(path) as wheel:
+        name = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+        with wheel.open(name) as tgz, tarfile.open(fileobj=tgz, mode="r:gz") as tar:
+            member = tar.extractfile("package/.jsii")
+            assert member is not None
+            return json.loads(member.read())
+
+
+def _schema(assembly: dict[str, Any]) -> tuple[dict[str, str], dict[str, dict[str, tuple[bool, list[str]]]], str]:
+    """(resource type -> its Config struct, struct -> {argument: (optional, struct types it nests)}, version)."""
+    types = assembly["types"]
+    resources: dict[str, str] = {}
+    version = ""
+    for fqn, t in types.items():
+        m = re.search(r"/(\d+\.\d+\.\d+)/docs/resources/\w+ (google_\w+)\}", t.get("docs", {}).get("summary", ""))
+        if t.get("kind") == "class" and m and fqn + "Config" in types:
+            resources[m.group(2)] = fqn + "Config"
+            version = m.group(1)
+    structs: dict[str, dict[str, tuple[bool, list[str]]]] = {}
+    for fqn, t in types.items():
+        if t.get("datatype"):
+            props = {}
+            for p in t.get("properties", []):
+                anchor = re.search(r"#(\w+) ", p.get("docs", {}).get("remarks", ""))
+                name = anchor.group(1) if anchor else re.sub(r"([A-Z])", r"_\1", p["name"]).lower()
+                nested = [f for f in re.findall(r'"fqn": "([^"]+)"', json.dumps(p["type"])) if f in types]
+                props[name] = (bool(p.get("optional")), nested)
+            structs[fqn] = props
+    return resources, structs, version
+
+
+def _check_block(structs: dict[str, Any], fqn: str, body: dict[str, Any], where: str) -> list[str]:
+    props = structs[fqn]
+    problems = []
+    for key, value in body.items():
+        if key in META_ARGUMENTS or key.startswith("//"):
+            continue
+        if key not in props:
+            problems.append(f"{where}: unknown argument {key}")
+            continue
+        nested = [n for n in props[key][1] if n in structs]
+        if nested and isinstance(value, (list, dict)):
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict):
+                    problems += _check_block(structs, nested[0], item, f"{where}.{key}")
+    for key, (optional, _) in props.items():
+        if not optional and key not in body:
+            problems.append(f"{where}: required argument {key} missing")
+    return problems
+
+
+def test_arguments_match_the_provider_schema(cfg: Config):
+    """Opt-in (heavy): every argument and block we set exists in the provider's schema, and every required one is set.
+
+    The schema comes from the prebuilt CDK bindings on PyPI (not installed, only read):
+        pip download --no-deps "cdktn-provider-google>=20,<21" "cdktn-provider-google-beta>=20,<21" -d /tmp/schema
+        PROVIDER_SCHEMA=/tmp/schema/<google wheel>:/tmp/schema/<beta wheel> pytest tests/test_terraform.py -k schema
+    Resources of a provider whose binding is not given are not checked.
+    """
+    paths = [Path(p) for p in os.environ.get("PROVIDER_SCHEMA", "").split(os.pathsep) if p]
+    if not paths:
+        pytest.skip("set PROVIDER_SCHEMA to the cdktn-provider-google(-beta) wheel(s) or .jsii file(s)")
+    checked: set[str] = set()
+    problems: list[str] = []
+    for path in paths:
+        assembly = _load_jsii(path)
+        beta = assembly["name"].endswith("-beta")
+        resources, structs, version = _schema(assembly)
+        assert resources, f"no resources found in {path}"
+        for rtype, named in cfg.resources.items():
+            for name, body in named.items():
+                if (expr(body.get("provider", "google")) == "google-beta") != beta or rtype not in resources:
+                    continue
+                checked.add(f"{rtype}.{name}")
+                problems += _check_block(structs, resources[rtype], body, f"{rtype}.{name} (schema {version})")
+    assert not problems, "\n".join(problems)
+    google = {f"{t}.{n}" for t, named in cfg.resources.items() if t.startswith("google_") for n in named}
+    assert checked, "nothing was checked"
+    print(f"checked {len(checked)} of {len(google)} google resources: unchecked {sorted(google - checked)}")
