@@ -259,7 +259,7 @@ class LookerSource:
         """
         detail = _short(" | ".join(dict.fromkeys(failures)))
         problem = f"Looker {self.host} answered the {view} query with an error (HTTP 200, {SQL_ERROR_KEY}): {detail}"
-        if any(_TRANSIENT_SQL_ERROR.search(text) for text in failures):
+        if any(map(transient_sql_error, failures)):
             return problem
         raise LookerError(f"{problem}. Nothing of this page was exported and the cursor did not move; "
                           "the next run asks again") from None
@@ -309,6 +309,11 @@ class LookerSource:
             f"Looker {self.host} rejected the System Activity query (HTTP {status}): {detail}. "
             "The API user needs the see_system_activity permission"
         ) from None
+
+
+def transient_sql_error(text: str) -> bool:
+    """Whether a ``looker_error`` text says the database timed out, was unreachable, busy or deadlocked."""
+    return _TRANSIENT_SQL_ERROR.search(text) is not None
 
 
 def sql_errors(rows: list[Any]) -> list[str]:

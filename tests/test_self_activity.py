@@ -11,6 +11,7 @@ from conftest import LOG_NAME, PROJECT, Stack, now
 
 from emulators.looker_data import API_USER_ID, SystemActivity
 from looker_audit_export.config import Config, ConfigError
+from looker_audit_export.pipeline import ExportError
 
 HISTORY_LOG = f"projects/{PROJECT}/logs/looker_query_history"
 BOTH = {"EXPORT_STREAMS": "events,history"}
@@ -94,3 +95,13 @@ def test_a_bad_history_include_own_queries_is_named(stack: Stack) -> None:
     with pytest.raises(ConfigError, match="HISTORY_INCLUDE_OWN_QUERIES='sometimes' is invalid"):
         Config.from_env({**stack.env, "HISTORY_INCLUDE_OWN_QUERIES": "sometimes"})
     assert Config.from_env(stack.env).history_include_own_queries is False
+
+
+def test_the_api_user_unreadable_fails_the_run_before_any_write_then_recovers(stack: Stack) -> None:
+    stack.looker.inject(503, path_contains="/api/4.0/user", times=1)
+    exporter = stack.exporter()
+    with pytest.raises(ExportError, match=r"HTTP 503.*GET /api/4\.0/user.*the next run tries again"):
+        exporter.run()
+    assert stack.logging.stats()["write_calls"] == 0 and stack.cursor_id() is None
+    exporter.run()
+    assert set(entries(stack, LOG_NAME)) == set(stack.visible_ids())
