@@ -261,7 +261,7 @@ class LookerSource:
         problem = f"Looker {self.host} answered the {view} query with an error (HTTP 200, {SQL_ERROR_KEY}): {detail}"
         if any(map(transient_sql_error, failures)):
             return problem
-        raise LookerError(f"{problem}. Nothing of this page was exported and the cursor did not move; "
+        raise LookerError(f"{problem}. Nothing of this page was exported and the cursor stays before it; "
                           "the next run asks again") from None
 
     def api_user_id(self, deadline: float) -> int:
@@ -271,11 +271,13 @@ class LookerSource:
         """
         if self._me is not None:
             return self._me
-        if deadline - time.monotonic() <= 1:
+        remaining = deadline - time.monotonic()
+        if remaining <= 1:
             raise LookerUnavailable(f"time budget exhausted before reading the API user of {self.host}")
         self._last.status, self._last.path, self._last.retry_after = None, "", 0.0
         try:
-            user = self.sdk().me(fields="id", transport_options={"timeout": self.timeout_seconds})
+            user = self.sdk().me(fields="id",
+                                 transport_options={"timeout": max(1, int(min(self.timeout_seconds, remaining)))})
         except looker_error.SDKError as exc:
             problem = self._classify(exc)  # raises for a refused login or another permanent failure
             raise LookerUnavailable(f"{problem}; reading the API user (GET /api/4.0/user) failed, the next run "

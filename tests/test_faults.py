@@ -505,7 +505,7 @@ def test_a_sql_error_answered_with_http_200_fails_the_run_and_moves_no_cursor(st
     exporter = stack.exporter(**SQL_ERROR_QUERIES[view])
     with pytest.raises(ExportError) as failure:
         exporter.run()
-    assert_clear(failure.value, host(stack), f"the {view} query", "looker_error", text, "cursor did not move")
+    assert_clear(failure.value, host(stack), f"the {view} query", "looker_error", text, "cursor stays before it")
     assert stack.looker.stats()["sql_errors"] == 1
     no_junk(stack)
     if history:  # the events stream ran first and is done; the history page failed whole
