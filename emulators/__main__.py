@@ -21,7 +21,7 @@ from typing import Any
 from emulators.cloud_logging import LoggingEmulator
 from emulators.gcs import GcsEmulator
 from emulators.looker import LookerEmulator
-from emulators.looker_data import SystemActivity
+from emulators.looker_data import API_USER_ID, SystemActivity
 from emulators.secret_manager import SecretManagerEmulator
 
 
@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         span=timedelta(minutes=args.span_minutes),
         seed=args.seed,
         n_history=args.history,
+        api_user_id=API_USER_ID,
     )
     # The synthetic data lives as long as the process: keep the collector, which every answer's many rows
     # set off, from scanning it again and again.

@@ -1,6 +1,6 @@
 """Strict emulator of the Looker API 4.0 subset used to read System Activity.
 
-Serves ``/api/4.0/login``, ``/logout``, ``/queries`` and the run-query endpoints
+Serves ``/api/4.0/login``, ``/logout``, ``/user`` (me), ``/queries`` and the run-query endpoints
 over real HTTP for the ``system__activity`` model's ``event``,
 ``event_attribute``, ``user`` and ``history`` (query history) explores.  It mirrors Looker's documented
 behaviour, including the unfriendly parts: 404 on bad credentials, a silent
@@ -36,6 +36,7 @@ import orjson
 
 from emulators._lifecycle import HttpServed, QuietHandler
 from emulators.looker_data import (
+    API_USER_ID,
     HISTORY_RESULT_SOURCES,
     HISTORY_STATUSES,
     NO_ID,
@@ -756,8 +757,12 @@ class LookerEmulator(HttpServed):
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], datetime] = _utc_now,
+        api_user_id: int = API_USER_ID,
     ):
         self.data = data
+        #: The Looker user the client_id / client_secret pair belongs to (what ``GET /api/4.0/user`` answers).
+        self.api_user_id = api_user_id
+        self._sql_errors: list[list[Any]] = []  # [message, view or None, remaining, after_rows]
         self.engine = QueryEngine(data, api_user_timezone)
         self.client_id, self.client_secret = client_id, client_secret
         self.token_ttl_seconds = token_ttl_seconds
@@ -808,6 +813,43 @@ class LookerEmulator(HttpServed):
         with self._lock:
             self._faults.append([fault, path_contains, times])
 
+    def inject_sql_error(self, message: str, *, view: str | None = None, times: int = 1,
+                         after_rows: bool = False) -> None:
+        """Answer the next ``times`` queries of ``view`` (any explore when None) as Looker does when a query
+        fails inside it or its database: HTTP 200 with ``[{"looker_error": message}]``.
+
+        ``after_rows`` serves the query's real rows first, then the error row (a result cut off mid-way).
+        Public clients check for this row: https://github.com/spectacles-ci/spectacles/issues/67.
+        """
+        if times < 1 or (view is not None and view not in self.engine.views):
+            raise ValueError(f"cannot inject a SQL error for view {view!r} {times} times")
+        with self._lock:
+            self._sql_errors.append([message, view, times, after_rows])
+
+    def _take_sql_error(self, view: str) -> tuple[str, bool] | None:
+        with self._lock:
+            for entry in self._sql_errors:
+                if entry[1] in (None, view):
+                    entry[2] -= 1
+                    if entry[2] == 0:
+                        self._sql_errors.remove(entry)
+                    self._stats["query_calls"] += 1
+                    self._stats["sql_errors"] = self._stats.get("sql_errors", 0) + 1
+                    return entry[0], entry[3]
+        return None
+
+    def me(self, fields: str | None) -> dict[str, Any]:
+        """``GET /api/4.0/user``: the API user (API 4.0 ids are strings), cut to ``fields`` when given."""
+        with self._lock:
+            self._stats["me_calls"] = self._stats.get("me_calls", 0) + 1
+        user = self.data.users.get(self.api_user_id)
+        found: dict[str, Any] = {"id": str(self.api_user_id)}
+        if user is not None:
+            first, _, last = user.name.partition(" ")
+            found.update({"email": user.email, "display_name": user.name, "first_name": first, "last_name": last})
+        wanted = {name.strip() for name in (fields or "").split(",") if name.strip()}
+        return {key: value for key, value in found.items() if not wanted or key in wanted}
+
     def tamper(self, event_id: int, values: dict[str, Any] | None = None, *, duplicate: bool = False) -> None:
         """Test hook: serve the ``event`` row of ``event_id`` malformed, as a broken instance might.
 
@@ -823,7 +865,7 @@ class LookerEmulator(HttpServed):
             self._cache.clear()
 
     def stats(self) -> dict[str, int]:
-        """Counters: logins, query_calls, rows_returned, cache_hits."""
+        """Counters: logins, query_calls, rows_returned, cache_hits; sql_errors and me_calls once there are any."""
         with self._lock:
             return dict(self._stats)
 
@@ -933,6 +975,10 @@ class LookerEmulator(HttpServed):
             raise ApiError(404, "Not found")
         now = self.clock()
         plan = self.engine.plan(query, limit, now)
+        failure = self._take_sql_error(plan.view)
+        if failure is not None:  # never cached: the next run of the query may succeed
+            message, after_rows = failure
+            return _json_bytes([*(self.engine.run(plan) if after_rows else ()), {"looker_error": message}])
         key = plan.cache_key()
         ttl = timedelta(seconds=CACHE_TTL_SECONDS[plan.view])
         with self._lock:
@@ -1079,6 +1125,11 @@ class _Handler(QuietHandler):
                 raise ApiError(404, "Not found")
             emulator.logout(emulator.authenticate(self.headers.get("Authorization")))
             return 204, None
+        if path == "/api/4.0/user":  # me()
+            if method != "GET":
+                raise ApiError(404, "Not found")
+            emulator.authenticate(self.headers.get("Authorization"))
+            return 200, emulator.me(params.get("fields"))
         inline, saved, single = (
             _INLINE_RUN.fullmatch(path),
             _QUERY_RUN.fullmatch(path),
@@ -1184,7 +1235,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     data = SystemActivity.synthetic(
-        args.events, end=_utc_now(), span=timedelta(days=args.span_days), seed=args.seed, n_history=args.history
+        args.events, end=_utc_now(), span=timedelta(days=args.span_days), seed=args.seed, n_history=args.history,
+        api_user_id=API_USER_ID,
     )
     emulator = LookerEmulator(
         data,

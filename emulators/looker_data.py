@@ -24,6 +24,12 @@ from looker_audit_export import catalogue
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NO_ID = -1  # column sentinel for "no user" / "no sudo user" / "no dashboard" / "no look"
 NO_TIME = -(2**63)  # column sentinel for "no completed time" (a running query)
+#: The Looker user of the emulated API credentials (``GET /api/4.0/user``); not one of the synthetic users.
+API_USER_ID = 500
+#: The history sources the API user's own queries are given: "api" as the History docs list it, "api3" as a
+#: public System Activity view reads the raw value (russlooker/custom_system_activity history.view.lkml).
+API_QUERY_SOURCES = ("api", "api3")
+_OWN_VIEWS = ("event", "event_attribute", "user", "history")
 
 AttrSpec = Mapping[str, str | None] | Iterable[tuple[str, str | None]]
 PermissionSets = tuple[tuple[str, tuple[str, ...]], ...]
@@ -663,7 +669,8 @@ class SystemActivity:
         with self._lock:
             return self.history.entry_at(self.history.position(history_id))
 
-    def synthetic_history(self, n: int, *, end: datetime, span: timedelta, seed: int = 0) -> None:
+    def synthetic_history(self, n: int, *, end: datetime, span: timedelta, seed: int = 0,
+                          api_user_id: int | None = None) -> None:
         """Append ``n`` deterministic, realistic history rows spread over ``span`` up to ``end``.
 
         Runs whose runtime reaches past ``end`` (and always the last three) are
@@ -672,8 +679,9 @@ class SystemActivity:
         come from the cache or a datagroup with tiny runtimes.  Dashboard and
         look ids follow the source; scheduled tasks, alerts and renders run as
         the content owner, public embeds as nobody, and 1 in 50 rows belongs to
-        a deleted user (9999).  Requires history ids and times after any
-        existing rows.
+        a deleted user (9999).  With ``api_user_id``, one row in eight is one of
+        that API user's own System Activity queries instead (an exporter's).
+        Requires history ids and times after any existing rows.
         """
         rng = random.Random(seed)
         h = self.history
@@ -684,7 +692,7 @@ class SystemActivity:
         start_s, span_s = to_micros(end - span) // 1_000_000, int(span.total_seconds())
         seconds = sorted(rng.choices(range(start_s, start_s + span_s + 1), k=n))
         end_us = to_micros(end)
-        users = sorted(self.users) or [1]
+        users = sorted(set(self.users) - {api_user_id}) or [1]
         ad_hoc_queries = max(50, n // 4)
         with self._lock:
             last = h.ids[-1] if h.ids else 0
@@ -692,7 +700,9 @@ class SystemActivity:
                 raise ValueError("synthetic history must start after the existing rows")
             first_query = h.max_query_id + 1
             kinds = [h.query_kind_id(m, v) for m, v in _QUERY_KINDS]
-            source_ids = {name: h.source_id(name) for name in names}
+            own_sources = API_QUERY_SOURCES if api_user_id is not None else ()
+            source_ids = {name: h.source_id(name) for name in (*names, *own_sources)}
+            own_kinds = [h.query_kind_id("system__activity", view) for view in _OWN_VIEWS]
             for k in range(n):
                 source, status = sources[k], statuses[k]
                 if status == "cache_only_miss" and source not in _CACHE_ONLY_SOURCES:
@@ -715,6 +725,12 @@ class SystemActivity:
                     user = users[(dashboard if dashboard != NO_ID else look) % len(users)]
                 else:
                     user = 9999 if rng.random() < 0.02 else rng.choice(users)
+                kind = kinds[(query * 2_654_435_761) % len(kinds)]
+                if api_user_id is not None and k % 8 == 3:  # the exporter's own query: no content, its own user
+                    source, user, kind = API_QUERY_SOURCES[k // 8 % 2], api_user_id, own_kinds[k // 16 % 4]
+                    dashboard = look = NO_ID
+                    query = first_query + 2400 + ad_hoc_queries + k // 16 % 4
+                    status = "complete" if status == "cache_only_miss" else status
                 result = _NO_RESULT
                 if status == "complete":
                     result = rng.choices((0, 1, 2), (60, 35, 5))[0]
@@ -744,7 +760,7 @@ class SystemActivity:
                 h.look_id.append(look)
                 h.user_id.append(user)
                 h.query_id.append(query)
-                h.query_kind.append(kinds[(query * 2_654_435_761) % len(kinds)])
+                h.query_kind.append(kind)
                 h.max_query_id = max(h.max_query_id, query)
 
     # ------------------------------------------------------------ synthetic
@@ -759,11 +775,16 @@ class SystemActivity:
         attrs_per_event: float = 3.0,
         n_users: int = 50,
         n_history: int = 0,
+        api_user_id: int | None = None,
     ) -> SystemActivity:
         """Deterministic, realistic data: ``n_events`` events spread over ``span`` up to ``end``.
 
         ``n_history`` query history rows over the same span are added with
         :meth:`synthetic_history`.
+
+        With ``api_user_id`` (an exporter's API user, added to the users), one
+        ``login`` in ten is that user's (an API login), and its own System
+        Activity queries show in the query history.
 
         Attribute counts are scaled from each event type's documented attributes,
         so the achievable average is capped by the catalogue (about 3.1); event
@@ -813,9 +834,23 @@ class SystemActivity:
             pools[n][(i * 7919 + n * 104_729) % lengths[n]] for i, prefix in enumerate(prefixes) for n in prefix
         ]
         data.attr_ids = array("q", range(1, len(data.attr_values) + 1))
+        if api_user_id is not None:
+            data._add_api_user(api_user_id)
         if n_history:
-            data.synthetic_history(n_history, end=end, span=span, seed=seed)
+            data.synthetic_history(n_history, end=end, span=span, seed=seed, api_user_id=api_user_id)
         return data
+
+    def _add_api_user(self, api_user_id: int) -> None:
+        """Add the exporter's API user, and make one ``login`` event in ten its own API login."""
+        self.add_user(api_user_id, "looker-audit-export@api.example.com", "Audit Exporter",
+                      (("System Activity", ("see_system_activity",)),))
+        logins = {index for index, (name, _) in enumerate(self.kinds) if name == "login"}
+        seen = 0
+        for i, kind in enumerate(self.kind):
+            if kind in logins:
+                if seen % 10 == 0:
+                    self.user_id[i], self.sudo_user_id[i], self.is_api[i] = api_user_id, NO_ID, True
+                seen += 1
 
     def _add_synthetic_users(self, rng: random.Random, n_users: int) -> None:
         sets = list(PERMISSION_SETS.items())

@@ -34,6 +34,8 @@ class Config:
     streams: tuple[str, ...] = ("events",)
     history_log_name: str = DEFAULT_HISTORY_LOG_NAME
     history_max_running_minutes: int = 60
+    #: Export the exporter's own System Activity queries in the history stream too (left out by default).
+    history_include_own_queries: bool = False
     initial_lookback_minutes: int = 10
     settle_seconds: int = 60
     looker_verify_ssl: bool = True
@@ -81,6 +83,7 @@ class Config:
                                        "a log ID of letters, digits, '_', '-', '.', '/'",
                                        default=DEFAULT_HISTORY_LOG_NAME),
             history_max_running_minutes=_integer(env, "HISTORY_MAX_RUNNING_MINUTES", 60, 1, 24 * 60),
+            history_include_own_queries=_boolean(env, "HISTORY_INCLUDE_OWN_QUERIES", False),
             initial_lookback_minutes=_integer(env, "INITIAL_LOOKBACK_MINUTES", 10, 1, 60 * 24 * 30),
             settle_seconds=_integer(env, "SETTLE_SECONDS", 60, 0, 3600),
             looker_verify_ssl=_boolean(env, "LOOKER_VERIFY_SSL", True),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -42,6 +43,20 @@ _MAX_ATTEMPTS = 6
 _BACKOFF_SECONDS = 1.0
 _BACKOFF_CAP_SECONDS = 30.0
 _ERROR_TEXT_CHARS = 300
+#: The key of the row Looker answers, with HTTP 200, when a query fails inside Looker or its database (a SQL
+#: error, a timeout, an unknown field): ``[{"looker_error": "..."}]``, sometimes several such rows (a warning,
+#: then the error). Public clients check for it: https://github.com/spectacles-ci/spectacles/issues/67,
+#: https://github.com/spectacles-ci/spectacles/issues/140 (several rows), spectacles/models.py (``ErrorRow``),
+#: airbytehq/airbyte airbyte-integrations/connectors/source-looker/source_looker/streams.py (every row checked).
+SQL_ERROR_KEY = "looker_error"
+#: SQL error texts worth the same query again: the database timed out, was unreachable or busy. Anything else (an
+#: unknown field, a syntax or permission error) fails the same way again, and each try spends a query call.
+_TRANSIENT_SQL_ERROR = re.compile(
+    r"time[ds]?[ -]?out|deadline exceeded|connection (refused|reset|closed|lost|timed)|lost connection"
+    r"|(could ?not|can'?t|cannot|unable to|failed to) (connect|reach)|gone away|broken pipe"
+    r"|(temporarily|currently|service) unavailable|database (is )?(unavailable|not available|starting)"
+    r"|too many connections|deadlock|try again",
+    re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -119,6 +134,7 @@ class LookerSource:
     sleep: Callable[[float], None] = time.sleep
     _last: _LastResponse = field(default_factory=_LastResponse)
     _sdk: methods40.Looker40SDK | None = None
+    _me: int | None = None
 
     @property
     def host(self) -> str:
@@ -212,7 +228,10 @@ class LookerSource:
                 rows = json.loads(text)
                 if not isinstance(rows, list):
                     raise ValueError("the answer is not a JSON array")
-                return rows
+                failures = sql_errors(rows)
+                if not failures:
+                    return rows
+                problem = self._failed_query(view, failures)
             except looker_error.SDKError as exc:
                 problem = self._classify(exc)
             except ValueError as exc:
@@ -232,6 +251,43 @@ class LookerSource:
             log.warning("%s; retrying in %.1fs (attempt %d of %d)", problem, delay, attempt, _MAX_ATTEMPTS)
             self.sleep(delay)
         raise LookerUnavailable(f"{problem}; giving up after {attempt} attempts")
+
+    def _failed_query(self, view: str, failures: list[str]) -> str:
+        """Raise LookerError for a query Looker answered with a permanent SQL error; describe a transient one.
+
+        None of the answer's rows is used either way: a page is exported whole or not at all.
+        """
+        detail = _short(" | ".join(dict.fromkeys(failures)))
+        problem = f"Looker {self.host} answered the {view} query with an error (HTTP 200, {SQL_ERROR_KEY}): {detail}"
+        if any(map(transient_sql_error, failures)):
+            return problem
+        raise LookerError(f"{problem}. Nothing of this page was exported and the cursor stays before it; "
+                          "the next run asks again") from None
+
+    def api_user_id(self, deadline: float) -> int:
+        """The Looker user id of the API credentials (``GET /api/4.0/user``, ``me``), read once per instance.
+
+        Its own System Activity queries show in the query history, and its logins may show as events.
+        """
+        if self._me is not None:
+            return self._me
+        remaining = deadline - time.monotonic()
+        if remaining <= 1:
+            raise LookerUnavailable(f"time budget exhausted before reading the API user of {self.host}")
+        self._last.status, self._last.path, self._last.retry_after = None, "", 0.0
+        try:
+            user = self.sdk().me(fields="id",
+                                 transport_options={"timeout": max(1, int(min(self.timeout_seconds, remaining)))})
+        except looker_error.SDKError as exc:
+            problem = self._classify(exc)  # raises for a refused login or another permanent failure
+            raise LookerUnavailable(f"{problem}; reading the API user (GET /api/4.0/user) failed, the next run "
+                                    "tries again") from None
+        number = whole_number(user.id)
+        if number is None:
+            raise LookerError(f"Looker {self.host} answered GET /api/4.0/user without a numeric user id "
+                              f"({user.id!r})")
+        self._me = number
+        return number
 
     def _classify(self, exc: looker_error.SDKError) -> str:
         """Raise LookerError for a permanent failure; return a description of a transient one."""
@@ -255,6 +311,16 @@ class LookerSource:
             f"Looker {self.host} rejected the System Activity query (HTTP {status}): {detail}. "
             "The API user needs the see_system_activity permission"
         ) from None
+
+
+def transient_sql_error(text: str) -> bool:
+    """Whether a ``looker_error`` text says the database timed out, was unreachable, busy or deadlocked."""
+    return _TRANSIENT_SQL_ERROR.search(text) is not None
+
+
+def sql_errors(rows: list[Any]) -> list[str]:
+    """The texts of the ``looker_error`` rows of a ``json`` answer (empty when the query succeeded)."""
+    return [str(row[SQL_ERROR_KEY]) for row in rows if isinstance(row, dict) and SQL_ERROR_KEY in row]
 
 
 def _permission_list(value: Any) -> list[str]:

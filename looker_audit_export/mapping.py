@@ -79,6 +79,8 @@ class EntryContext:
     looker_host: str
     users: Mapping[int, LookerUser]
     fallback_time: datetime
+    #: The Looker user id of the exporter's own API credentials: its entries carry ``labels.looker_exporter``.
+    exporter_user_id: int | None = None
 
 
 def whole_number(value: Any) -> int | None:
@@ -414,13 +416,25 @@ def _who_cached(host: str, row: Mapping[str, Any], users: Mapping[int, LookerUse
     return found
 
 
+#: The label of the entries of the exporter's own activity (its API user's queries and logins).
+EXPORTER_LABEL = ("looker_exporter", "self")
+
+
+def is_exporter(user_id: Any, ctx: EntryContext) -> bool:
+    """Whether a row's user is the exporter's own API user."""
+    return ctx.exporter_user_id is not None and whole_number(user_id) == ctx.exporter_user_id
+
+
 @lru_cache(maxsize=4096)
-def _entry_head(log_name: str, host: str, kind: _Kind, level: int) -> bytes:
-    """The serialised ``LogEntry`` fields that follow from the log, the host, the method and the severity."""
+def _entry_head(log_name: str, host: str, kind: _Kind, level: int, own: bool = False) -> bytes:
+    """The serialised ``LogEntry`` fields that follow from the log, the host, the method, the severity and
+    whether the exporter's own API user acted."""
     entry = LogEntryPb(log_name=log_name, severity=level)
     entry.resource.type = RESOURCE_TYPE
     entry.resource.labels.update({"service": SERVICE_NAME, "method": kind.method})
     entry.labels.update({"looker_host": host, "event_category": kind.category_label, "event_name": kind.name_label})
+    if own:
+        entry.labels[EXPORTER_LABEL[0]] = EXPORTER_LABEL[1]
     return entry.SerializeToString()
 
 
@@ -488,7 +502,8 @@ def log_entry_bytes(event: LookerEvent, ctx: EntryContext) -> bytes:
     ))
     ident = f"looker-{host}-event-{number}" if number is not None else insert_id(host, row)
     entry = b"".join((
-        _entry_head(ctx.log_name, host, kind, WARNING if problems else _level(kind, row)),
+        _entry_head(ctx.log_name, host, kind, WARNING if problems else _level(kind, row),
+                    ctx.exporter_user_id is not None and is_exporter(row.get("event.user_id"), ctx)),
         protowire.field(_INSERT_ID, ident.encode()),
         _timestamp_field(*(created or _seconds(ctx.fallback_time))),
         protowire.field(_PROTO_PAYLOAD, _ANY_TYPE_URL + protowire.field(_ANY_VALUE, audit)),
@@ -569,6 +584,8 @@ def to_history_entry(row: Mapping[str, Any], ctx: EntryContext) -> Message:
     entry.labels["looker_host"] = host
     entry.labels["query_source"] = source
     entry.labels["query_status"] = status_text
+    if is_exporter(row.get("user.id"), ctx):
+        entry.labels[EXPORTER_LABEL[0]] = EXPORTER_LABEL[1]
     seconds, nanos = created or _seconds(ctx.fallback_time)
     entry.timestamp.seconds, entry.timestamp.nanos = seconds, nanos
     entry.proto_payload.Pack(audit)

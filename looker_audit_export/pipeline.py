@@ -19,13 +19,14 @@ from google.protobuf.message import Message
 from .config import Config, ConfigError
 from .credentials import CachedCredentials, LookerCredentials
 from .logs import mask_secret
-from .looker_source import EVENTS, HISTORY, Explore, LookerSource
+from .looker_source import EVENTS, HISTORY, MODEL, Explore, LookerSource
 from .mapping import (
     SHRUNK_ENTRY_BYTES,
     EntryContext,
     LookerEvent,
     LookerUser,
     event_id,
+    is_exporter,
     log_entry_bytes,
     parse_looker_time,
     placeholder,
@@ -233,14 +234,25 @@ class _HistoryStream(_Stream):
     name = "history"
     explore = HISTORY
 
-    def __init__(self, context: EntryContext, max_running: timedelta) -> None:
+    def __init__(self, context: EntryContext, max_running: timedelta, include_own_queries: bool = False) -> None:
         self.context, self.max_running, self.users = context, max_running, {}
+        self.include_own_queries = include_own_queries
 
     def ready(self, rows: list[dict[str, Any]], until: datetime, now: datetime) -> int:
         return min(super().ready(rows, until, now), finished_prefix(rows, now, self.max_running))
 
     def entries(self, read: _Read) -> Iterator[bytes]:
-        return (to_history_entry(row, self.context).SerializeToString() for row in read.page)
+        return (to_history_entry(row, self.context).SerializeToString() for row in read.page
+                if self.include_own_queries or not own_system_activity_query(row, self.context))
+
+
+def own_system_activity_query(row: Mapping[str, Any], context: EntryContext) -> bool:
+    """Whether a history row is one of the exporter's own System Activity queries (144 or more a day).
+
+    Left out of the history stream by default (``HISTORY_INCLUDE_OWN_QUERIES`` keeps them); the cursor
+    still moves past them.
+    """
+    return row.get("query.model") == MODEL and is_exporter(row.get("user.id"), context)
 
 
 class Exporter:
@@ -287,16 +299,19 @@ class Exporter:
             summary.caught_up = bool(summary.streams) and all(s.caught_up for s in summary.streams.values())
         return summary
 
-    def _streams(self, now: datetime) -> list[_Stream]:
+    def _streams(self, now: datetime, exporter_user_id: int | None = None) -> list[_Stream]:
         config, host = self.config, self.config.looker_host
         streams: list[_Stream] = []
         if "events" in config.streams:
             users: dict[int, LookerUser] = {}
-            context = EntryContext(config.log_resource_name, host, users, fallback_time=now)
+            context = EntryContext(config.log_resource_name, host, users, fallback_time=now,
+                                   exporter_user_id=exporter_user_id)
             streams.append(_EventsStream(self.source, context, users))
         if "history" in config.streams:
-            context = EntryContext(config.log_resource(config.history_log_name), host, {}, fallback_time=now)
-            streams.append(_HistoryStream(context, timedelta(minutes=config.history_max_running_minutes)))
+            context = EntryContext(config.log_resource(config.history_log_name), host, {}, fallback_time=now,
+                                   exporter_user_id=exporter_user_id)
+            streams.append(_HistoryStream(context, timedelta(minutes=config.history_max_running_minutes),
+                                          config.history_include_own_queries))
         return streams
 
     def _run(self, summary: RunSummary, deadline: float, window: Window | None,
@@ -310,7 +325,8 @@ class Exporter:
         reader = ThreadPoolExecutor(1, thread_name_prefix="looker-read")
         writer = ThreadPoolExecutor(1, thread_name_prefix="logging-write")
         try:
-            for stream in self._streams(now):
+            exporter_user_id = reader.submit(self.source.api_user_id, deadline).result()  # once per instance
+            for stream in self._streams(now, exporter_user_id):
                 stream_summary = summary.streams.setdefault(stream.name, StreamSummary())
                 token = self._run_stream(stream, cursor, token, now, deadline, window, summary, stream_summary,
                                          on_page, reader, writer)

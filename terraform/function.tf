@@ -85,6 +85,8 @@ resource "google_cloudfunctions2_function" "exporter" {
       LOG_NAME                  = var.log_name
       EXPORT_STREAMS            = join(",", var.export_streams)
       HISTORY_LOG_NAME          = var.history_log_name
+      # Own System Activity queries in the history stream (left out by default).
+      HISTORY_INCLUDE_OWN_QUERIES = tostring(var.history_include_own_queries)
       # One cursor object per instance, under the instance's key: the
       # runtime account may only touch objects under that prefix (iam.tf).
       STATE_URI                = "gs://${google_storage_bucket.state.name}/${each.key}/state.json"

@@ -184,6 +184,12 @@ variable "history_log_name" {
   }
 }
 
+variable "history_include_own_queries" {
+  description = "Keep the exporter's own System Activity queries in the history stream (HISTORY_INCLUDE_OWN_QUERIES); left out by default, labelled looker_exporter=self when kept."
+  type        = bool
+  default     = false
+}
+
 variable "initial_lookback_minutes" {
   description = "On the very first run of an instance (no cursor in the state bucket yet), export the events of the last N minutes (INITIAL_LOOKBACK_MINUTES); the default of every instance without its own initial_lookback_minutes."
   type        = number

@@ -28,6 +28,7 @@ from conftest import BUCKET, CLIENT_ID, CLIENT_SECRET, FAULT_COUNTS, LOG_NAME, S
 from google.cloud.audit.audit_log_pb2 import AuditLog
 
 from looker_audit_export import function
+from looker_audit_export.looker_source import transient_sql_error
 from looker_audit_export.pipeline import Exporter, ExportError, RunSummary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -456,3 +457,98 @@ def test_a_tick_with_bad_configuration_still_logs_one_summary_line(stack: Stack,
         function.handle_tick(None, {})
     lines = summary_lines(caplog)
     assert len(lines) == 1 and lines[0].keys() >= SUMMARY_FIELDS and "PAGE_SIZE" in lines[0]["error"]
+
+
+# ------------------------------------------- SQL errors answered with HTTP 200 (looker_error rows)
+HISTORY_LOG = LOG_NAME.rsplit("/", 1)[0] + "/looker_query_history"
+#: The query of each System Activity explore the exporter reads, and the variables that make it run.
+SQL_ERROR_QUERIES = {"event": FAST, "event_attribute": FAST, "user": FAST,
+                     "history": {**FAST, "EXPORT_STREAMS": "events,history"}}
+
+
+def history_rows(stack: Stack, count: int = 40) -> list[int]:
+    """Finished query history rows of user 1 over the last half hour, all settled."""
+    start = now() - timedelta(minutes=30)
+    return [stack.data.add_history(created=start + timedelta(seconds=30 * k), source="dashboard", user_id=1,
+                                   runtime=0.5, dashboard_id=k % 7 + 1) for k in range(count)]
+
+
+def history_held(stack: Stack) -> Counter[int]:
+    return Counter(int(entry.insert_id.rsplit("-", 1)[1]) for entry in stack.logging.entries()
+                   if entry.log_name == HISTORY_LOG)
+
+
+def lookups_complete(stack: Stack) -> None:
+    """Every exported event carries all its attributes, and its user's permissions (from the user query)."""
+    events = {event.id: event for event in stack.data.events_after(-1)}
+    for entry in stack.logging.entries():
+        if entry.log_name == LOG_NAME:
+            event, message = events[int(entry.insert_id.rsplit("-", 1)[1])], audit(entry)
+            assert len(message.response["attributes"]) == len({name for _, name, _ in event.attributes})
+            user = stack.data.users.get(event.user_id or -1)
+            assert bool(message.authorization_info) == bool(user and user.permission_sets), entry.insert_id
+
+
+def no_junk(stack: Stack) -> None:
+    """No placeholder, and no entry holding a looker_error row, in either log."""
+    assert not placeholders(stack)
+    assert not any("looker_error" in str(audit(entry).response) for entry in stack.logging.entries())
+
+
+@pytest.mark.parametrize(("view", "after_rows"), [("event", False), ("event", True), ("event_attribute", False),
+                                                  ("user", False), ("history", False)])
+def test_a_sql_error_answered_with_http_200_fails_the_run_and_moves_no_cursor(stack: Stack, view: str,
+                                                                               after_rows: bool) -> None:
+    history = history_rows(stack) if view == "history" else []
+    text = f"Unknown column '{view}.région' in 'field list'"  # fails the same way every time: not retried
+    stack.looker.inject_sql_error(text, view=view, after_rows=after_rows)
+    exporter = stack.exporter(**SQL_ERROR_QUERIES[view])
+    with pytest.raises(ExportError) as failure:
+        exporter.run()
+    assert_clear(failure.value, host(stack), f"the {view} query", "looker_error", text, "cursor stays before it")
+    assert stack.looker.stats()["sql_errors"] == 1
+    no_junk(stack)
+    if history:  # the events stream ran first and is done; the history page failed whole
+        assert not history_held(stack) and stack.cursor_id("history") is None
+    else:  # the first page failed: nothing of it written
+        assert not held(stack) and stack.cursor_id() is None
+    deliver(exporter)  # the next run exports everything, once
+    no_junk(stack)
+    lookups_complete(stack)
+    if history:
+        assert history_held(stack) == Counter(history) and stack.cursor_id("history") == history[-1]
+    verify(stack, f"looker_error on the {view} query{' after its rows' if after_rows else ''}", runs=2)
+
+
+@pytest.mark.parametrize("view", SQL_ERROR_QUERIES)
+def test_a_transient_sql_error_answered_with_http_200_is_retried(stack: Stack, view: str) -> None:
+    history = history_rows(stack) if view == "history" else []
+    stack.looker.inject_sql_error("Lost connection to MySQL server during query", view=view, times=2)
+    summary, failures = deliver(stack.exporter(**SQL_ERROR_QUERIES[view]))
+    assert not failures and summary.caught_up
+    assert stack.looker.stats()["sql_errors"] == 2
+    no_junk(stack)
+    lookups_complete(stack)
+    if history:
+        assert history_held(stack) == Counter(history)
+    verify(stack, f"looker_error (lost connection, x2) on the {view} query", runs=1)
+
+
+@pytest.mark.parametrize(("text", "transient"), [
+    ("Query timed out after 30 seconds", True),
+    ("Lock wait timeout exceeded; try restarting transaction", True),
+    ("Lost connection to MySQL server during query", True),
+    ("MySQL server has gone away", True),
+    ("Could not connect to the database: Connection refused", True),
+    ("Too many connections", True),
+    ("Deadlock found when trying to get lock", True),
+    ("The database is temporarily unavailable", True),
+    ("Unknown column 'event.région' in 'field list'", False),
+    ("You have an error in your SQL syntax near 'WHERE'", False),
+    ("PostgreSQL: permission denied for relation history", False),
+    ("could not open relation with OID 16384", False),
+    ("Field 'user.created_time' is not available in this explore", False),
+])
+def test_only_a_sql_error_that_may_pass_is_retried(text: str, transient: bool) -> None:
+    """Each retry spends a query call (Standard edition: 1,000 a month): only texts of a passing state."""
+    assert transient_sql_error(text) is transient

@@ -16,7 +16,7 @@ from looker_sdk import error as sdk_error
 from looker_sdk import models40
 
 from emulators.looker import LookerEmulator
-from emulators.looker_data import SystemActivity
+from emulators.looker_data import API_USER_ID, SystemActivity
 
 
 def small_data() -> SystemActivity:
@@ -480,3 +480,57 @@ def test_million_events_keyset_page_latency() -> None:
         + ", ".join(f"{v} {t * 1000:.0f} ms" for v, t in timings.items())
     )
     assert generated < 30 and max(timings.values()) < 5
+
+
+# ------------------------------------------------ me(), and SQL errors answered with HTTP 200
+def test_me_answers_the_api_users_id_as_looker_40_does(emulator: LookerEmulator) -> None:
+    sdk = sdk_for(emulator.base_url)
+    assert sdk.me(fields="id").id == str(emulator.api_user_id)  # API 4.0 ids are strings
+    emulator.data.add_user(emulator.api_user_id, "exporter@api.example.com", "Audit Exporter")
+    found = sdk.me()
+    assert (found.id, found.email, found.display_name) == (str(emulator.api_user_id), "exporter@api.example.com",
+                                                          "Audit Exporter")
+    assert requests.get(f"{emulator.base_url}/api/4.0/user", timeout=5).status_code == 401
+    assert emulator.stats()["me_calls"] == 2
+
+
+def test_a_sql_error_is_answered_with_http_200_for_the_chosen_view_only(emulator: LookerEmulator) -> None:
+    sdk = sdk_for(emulator.base_url)
+    emulator.inject_sql_error("Unknown column 'event_attribute.région' in 'field list'", view="event_attribute")
+    assert run(sdk, "event", ["event.id"], sorts=["event.id"], limit="1") == [{"event.id": 10}]
+    body = models40.WriteQuery(model="system__activity", view="event_attribute", fields=["event_attribute.id"])
+    raw = requests.post(f"{emulator.base_url}/api/4.0/queries/run/json", json=dict(body),
+                        headers={"Authorization": f"token {sdk.auth.token.access_token}"}, timeout=5)
+    assert raw.status_code == 200
+    assert raw.json() == [{"looker_error": "Unknown column 'event_attribute.région' in 'field list'"}]
+    # consumed, and never cached: the same query answers its rows again
+    assert run(sdk, "event_attribute", ["event_attribute.id"], sorts=["event_attribute.id"], limit="1") == [
+        {"event_attribute.id": 1}]
+    assert emulator.stats()["sql_errors"] == 1
+
+
+def test_a_sql_error_can_follow_real_rows_and_hit_any_view(emulator: LookerEmulator) -> None:
+    sdk = sdk_for(emulator.base_url)
+    emulator.inject_sql_error("Lost connection to MySQL server during query", times=2, after_rows=True)
+    assert run(sdk, "user", ["user.id"], sorts=["user.id"]) == [
+        {"user.id": 1}, {"user.id": 2}, {"looker_error": "Lost connection to MySQL server during query"}]
+    assert run(sdk, "event", ["event.id"], sorts=["event.id"], limit="2")[-1] == {
+        "looker_error": "Lost connection to MySQL server during query"}
+    assert run(sdk, "event", ["event.id"], sorts=["event.id"], limit="2") == [{"event.id": 10}, {"event.id": 13}]
+    with pytest.raises(ValueError, match="view 'nope'"):
+        emulator.inject_sql_error("x", view="nope")
+
+
+def test_synthetic_data_can_hold_the_api_users_own_logins_and_queries() -> None:
+    data = SystemActivity.synthetic(2_000, end=T0, span=timedelta(hours=6), seed=3, n_history=800,
+                                    api_user_id=API_USER_ID)
+    own_logins = [e for e in data.events_after(-1) if e.user_id == API_USER_ID]
+    assert own_logins and {(e.name, e.is_api_call, e.sudo_user_id) for e in own_logins} == {("login", True, None)}
+    rows = [data.history.entry_at(i) for i in range(len(data.history))]
+    own = [row for row in rows if row.user_id == API_USER_ID]
+    assert len(own) == 100 and {row.model for row in own} == {"system__activity"}
+    assert {row.source for row in own} == {"api", "api3"}  # the filter must not depend on the source name
+    assert {row.view for row in own} == {"event", "event_attribute", "user", "history"}
+    plain = SystemActivity.synthetic(2_000, end=T0, span=timedelta(hours=6), seed=3, n_history=800)
+    assert API_USER_ID not in plain.users and API_USER_ID not in set(plain.history.user_id)
+    assert API_USER_ID not in set(plain.user_id)
