@@ -462,13 +462,15 @@ def build_exporter(config: Config, *, sink: Sink | None = None, credentials: Loo
         given = credentials
         source = LookerSource(config.looker_base_url, config.looker_verify_ssl, config.looker_timeout_seconds,
                               lambda: given, credentials_source=credentials_source or "the credentials file",
-                              backoff_seconds=config.retry_initial_seconds)
+                              backoff_seconds=config.retry_initial_seconds,
+                              declared_timezone=config.looker_query_timezone)
     elif config.credentials_secret is not None:
         cached = CachedCredentials(config.credentials_secret, config.secret_manager_emulator_host,
                                    on_fetch=lambda found: mask_secret(found.client_secret))
         source = LookerSource(config.looker_base_url, config.looker_verify_ssl, config.looker_timeout_seconds,
                               cached, cached.forget, credentials_source=f"secret {config.credentials_secret}",
-                              backoff_seconds=config.retry_initial_seconds)
+                              backoff_seconds=config.retry_initial_seconds,
+                              declared_timezone=config.looker_query_timezone)
     else:
         raise ConfigError("LOOKER_CREDENTIALS_SECRET is not set: it must be a secret version like "
                           "projects/P/secrets/S/versions/latest")
