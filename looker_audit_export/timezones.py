@@ -166,6 +166,7 @@ def convert_rows(rows: list[dict[str, Any]], fields: Iterable[str], clocks: dict
     """
     present = [name for name in fields if name in clocks]
     for index, row in enumerate(rows):
+        converted: dict[str, str] = {}
         for name in present:
             clock = clocks[name]
             value = row.get(name)
@@ -173,10 +174,10 @@ def convert_rows(rows: list[dict[str, Any]], fields: Iterable[str], clocks: dict
             if wall is None:
                 continue  # missing, empty or already carrying an offset: the mapping reads it as it is
             if not _exists(wall, clock.zone):
-                row[name] = f"{value} (not a time in {clock.zone.key}: inside its daylight-saving gap)"
+                converted[name] = f"{value} (not a time in {clock.zone.key}: inside its daylight-saving gap)"
                 continue
             early, late = _readings(wall, clock.zone)
-            if early == late or late > now:  # one reading, or the later one has not happened yet
+            if early == late or late > now + JITTER:  # one reading, or the later one has not happened yet
                 instant = early
             elif clock.last is not None:
                 instant = late if clock.last - early > JITTER else early
@@ -185,9 +186,10 @@ def convert_rows(rows: list[dict[str, Any]], fields: Iterable[str], clocks: dict
             else:
                 clock.problems.append(f"{id_field} {row.get(id_field)}: {name} {value} is in the repeated hour "
                                       f"of {clock.zone.key} and nothing yet tells which")
-                return index
+                return index  # the row stays as it was: a later page reads it again
             clock.last = instant if clock.last is None else max(clock.last, instant)
-            row[name] = instant.strftime(_FORMAT)
+            converted[name] = instant.strftime(_FORMAT)
+        row.update(converted)
     return len(rows)
 
 
