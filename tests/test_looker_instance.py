@@ -69,8 +69,10 @@ def written() -> list[dict[str, Any]]:
     return [json.loads(line) for line in WRITTEN.getvalue().splitlines()]
 
 
-def written_times(stack: Stack) -> dict[int, datetime | None]:
-    return {int(entry["insertId"].rsplit("-", 1)[1]): parse_looker_time(entry["timestamp"]) for entry in written()}
+def written_times(stack: Stack) -> dict[int, datetime]:
+    """Each written event's entry timestamp, by event id."""
+    times = {int(entry["insertId"].rsplit("-", 1)[1]): parse_looker_time(entry["timestamp"]) for entry in written()}
+    return {number: moment for number, moment in times.items() if moment is not None}
 
 
 def true_times(stack: Stack) -> dict[int, datetime]:
