@@ -238,6 +238,14 @@ class LookerSource:
             self._checked.add(explore)
         return reading
 
+    def login(self, deadline: float) -> None:
+        """Log in now (``check``); LookerError names the credentials' source when Looker refuses them."""
+        self._call("the login", lambda timeout: self.sdk().auth.authenticate({"timeout": timeout}), deadline, set())
+
+    def probe(self, deadline: float) -> list[dict[str, Any]]:
+        """One row of the event explore (``check``): proves the API user may query System Activity."""
+        return self._query("event", ("event.id",), {}, ["event.id"], 1, deadline)
+
     def time_reading(self, deadline: float) -> TimeReading:
         """How the instance reads filters and returns datetimes, from its settings (read once)."""
         if self._reading is None:
