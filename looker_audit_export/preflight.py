@@ -30,7 +30,8 @@ from .pipeline import build_source
 from .sink import logging_client
 from .state import FileStateStore, GcsStateStore, StateError, state_store
 
-#: Looker (Google Cloud core) Standard edition includes this many query-based API calls a month.
+#: Looker Standard includes "up to 1,000 query-based API calls per month, along with 1,000 administrative API
+#: calls per month" (https://cloud.google.com/terms/looker/legal/customers/licensing).
 STANDARD_EDITION_QUERY_CALLS = 1_000
 DEFAULT_SCHEDULE = "*/10 * * * *"
 DAYS_A_MONTH = 30
@@ -180,7 +181,9 @@ def _budget(config: Config, schedule: str | None) -> Check:
     said = f"{schedule!r}{' (assumed: the Terraform default; pass --schedule)' if assumed else ''}"
     detail = (f"{said} is {runs:,} runs a month; with {', '.join(config.streams)} that is {low:,} query calls "
               f"(nothing new) to {high:,} (new events every run), against the {STANDARD_EDITION_QUERY_CALLS:,} a "
-              "month of Looker (Google Cloud core) Standard edition")
+              "month of Looker (Google Cloud core) Standard edition; each new function instance also makes "
+              f"{1 + sum(len(explore_fields.STREAM_EXPLORES[s]) for s in config.streams)} metadata calls "
+              "(settings, explore fields), not queries")
     if high > STANDARD_EDITION_QUERY_CALLS:
         hours = _fitting_hours(per_run)
         return Check(name, False, detail, f"on Standard edition, run every {hours} hours or less often (Terraform: "
