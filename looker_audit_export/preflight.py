@@ -105,8 +105,8 @@ def _looker_checks(config: Config, source: LookerSource) -> list[Check]:
         reading = source.time_reading(deadline)
         checks.append(Check("Time zone", True, reading.how))
     except (LookerError, LookerUnavailable) as exc:
-        checks.append(Check("Time zone", False, str(exc), "see the message: turn on User Specific Time Zones, or "
-                            "set LOOKER_QUERY_TIMEZONE as it says"))
+        checks.append(Check("Time zone", False, str(exc), "turn on User Specific Time Zones (Looker Admin > General > "
+                            "Settings), or set LOOKER_QUERY_TIMEZONE as the message says"))
     return checks
 
 
@@ -129,8 +129,9 @@ def _fields(source: LookerSource, explore: str, deadline: float) -> Check:
         return Check(name, False, explore_fields.refusal(found),
                      "the export refuses to run without them; update Looker or the API user's role")
     if found.missing_optional:
-        return Check(name, True, f"the {used - len(found.missing_optional)} required and present; lacks optional "
-                                 f"{', '.join(found.missing_optional)}: exported without them, with one WARNING")
+        present = used - len(found.missing_optional)
+        return Check(name, True, f"{present} of the {used} fields used exist, every required one; lacks optional "
+                                 f"{', '.join(found.missing_optional)}: exported without, with one WARNING")
     return Check(name, True, f"all {used} fields the exporter uses exist")
 
 
