@@ -8,8 +8,9 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import requests
 from looker_sdk import error as looker_error
@@ -55,6 +56,10 @@ _BACKOFF_SECONDS = 1.0
 _BACKOFF_CAP_SECONDS = 30.0
 _ERROR_TEXT_CHARS = 300
 _T = TypeVar("_T")
+#: A new instance that meets a repeated (fall-back) hour first reads the rows before it, from this long
+#: before, up to its cursor (ids and times only, at most CONTEXT_ROWS).
+CONTEXT_HOURS = timedelta(hours=2)
+CONTEXT_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,7 @@ class LookerSource:
             filters[explore.id_field] = f">{after_id}"
         rows = self._query(explore.view, self._have(explore.view, explore.fields), filters, [explore.id_field],
                            limit, deadline)
-        return self._to_utc(rows, explore.id_field)
+        return self._to_utc(rows, explore, after_id, deadline)
 
     def attributes(self, first_id: int, last_id: int, *, until: datetime,
                    deadline: float) -> dict[int, list[tuple[str, Any]]]:
@@ -287,14 +292,25 @@ class LookerSource:
             return utc_bound(moment)
         return local_bound(moment, zone_info(reading.zone), widen=widen)
 
-    def _to_utc(self, rows: list[dict[str, Any]], id_field: str) -> list[dict[str, Any]]:
+    def _to_utc(self, rows: list[dict[str, Any]], explore: Explore, after_id: int | None,
+                deadline: float) -> list[dict[str, Any]]:
         """Rows with their datetimes as UTC text; cut before a repeated-hour time nothing places yet."""
         reading = self._reading
         if reading is None or not reading.converts or not rows:
             return rows
+        zone = zone_info(reading.zone)
         for name in TIME_FIELDS:
-            self._clocks.setdefault(name, WallClock(zone_info(reading.zone)))
-        ready = convert_rows(rows, TIME_FIELDS, self._clocks, self.clock(), id_field=id_field)
+            self._clocks.setdefault(name, WallClock(zone))
+        now = self.clock()
+        ready = convert_rows(rows, TIME_FIELDS, self._clocks, now, id_field=explore.id_field)
+        if ready == 0 and after_id is not None:
+            # A new instance knows nothing of the rows before the cursor: read their ids and times from
+            # before that repeated hour up to the cursor (one query), and place the hour in id order from there.
+            for clock in self._clocks.values():
+                clock.problems.clear()
+            context = self._context(explore, rows[0], after_id, zone, deadline)
+            ready = max(0, convert_rows(context + rows, TIME_FIELDS, self._clocks, now,
+                                        id_field=explore.id_field) - len(context))
         if ready < len(rows):
             problem = next(clock.problems.pop() for clock in self._clocks.values() if clock.problems)
             if ready == 0:
@@ -303,8 +319,21 @@ class LookerSource:
                     "Specific Time Zones (Looker Admin > General > Settings) so the exporter's query_timezone UTC "
                     "applies; the rows are then read in UTC")
             log.warning("Holding back %d rows from %s: %s; a later run places them", len(rows) - ready,
-                        rows[ready].get(id_field), problem)
+                        rows[ready].get(explore.id_field), problem)
         return rows[:ready]
+
+    def _context(self, explore: Explore, first: dict[str, Any], after_id: int, zone: ZoneInfo,
+                 deadline: float) -> list[dict[str, Any]]:
+        """Ids and times of the rows up to ``after_id`` since two hours before ``first``'s earlier reading."""
+        try:
+            wall = datetime.fromisoformat(str(first.get(explore.time_field)))
+        except ValueError:
+            return []
+        start = wall.replace(tzinfo=zone, fold=0).astimezone(UTC) - CONTEXT_HOURS
+        fields = self._have(explore.view, (explore.id_field, *(f for f in TIME_FIELDS if f in explore.fields)))
+        filters = {explore.id_field: f"<={after_id}",
+                   explore.time_field: f"after {self._bound(start, widen='earlier')}"}
+        return self._query(explore.view, fields, filters, [explore.id_field], CONTEXT_ROWS, deadline)
 
     def _call(self, what: str, call: Callable[[int], _T], deadline: float, expected: set[int]) -> _T | int:
         """A metadata call (not a query) with the query's retries; a status in ``expected`` is returned."""

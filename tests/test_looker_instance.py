@@ -79,10 +79,19 @@ def true_times(stack: Stack) -> dict[int, datetime]:
     return {event.id: event.created for event in stack.data.events_after(-1)}
 
 
+def sparse_second_pass() -> SystemActivity:
+    """Two events at 01:12 and 01:20 EST and nothing before them: either could be EDT."""
+    data = SystemActivity()
+    for minutes in (12, 20):
+        data.add_event("logout", created=FALL_BACK + timedelta(minutes=minutes))
+    return data
+
+
 @pytest.fixture
 def data(request: pytest.FixtureRequest) -> SystemActivity:
-    """Events around the fall-back change, or around the change a test passes indirectly."""
-    return around(getattr(request, "param", FALL_BACK))
+    """Events around the fall-back change, or around the change (or from the builder) a test passes."""
+    param = getattr(request, "param", FALL_BACK)
+    return param() if callable(param) else around(param)
 
 
 @pytest.mark.parametrize("page_size", ["5000", "4"])
@@ -114,17 +123,28 @@ def test_runs_every_ten_minutes_through_the_repeated_hour_on_one_instance(stack:
     assert written_times(stack) == true_times(stack)
 
 
-def test_a_cold_instance_that_cannot_place_the_repeated_hour_refuses_and_writes_nothing(stack: Stack) -> None:
+def test_a_new_instance_in_the_second_pass_reads_the_rows_before_its_cursor(stack: Stack) -> None:
     stack.looker.set_time_zones(False, NEW_YORK)
     at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="200", SETTLE_SECONDS="0"), FALL_BACK - timedelta(minutes=1),
        stack.data).run()
-    before, cursor = len(written()), stack.cursor_id()
-    # A new instance, 30 minutes into the second pass: its first rows read 01:00 to 01:28 and nothing in
-    # the page steps back in time; both readings (EDT and EST) are past.
+    # A new instance, 30 minutes into the second pass: its rows read 01:04 to 01:27 and none of them steps
+    # back in time; both readings (EDT and EST) are past. The rows before its cursor (01:xx EDT) tell.
     cold = at(new_exporter(stack, SETTLE_SECONDS="0"), FALL_BACK + timedelta(minutes=30), stack.data)
+    calls = stack.looker.stats()["query_calls"]
+    cold.run()
+    stack.data.reveal_all()
+    before_now = {number: moment for number, moment in true_times(stack).items()
+                  if moment < FALL_BACK + timedelta(minutes=30)}
+    assert written_times(stack) == before_now
+    assert stack.looker.stats()["query_calls"] - calls == 4  # page, the rows before the cursor, attributes, users
+
+
+@pytest.mark.parametrize("data", [sparse_second_pass], indirect=True)
+def test_a_repeated_hour_nothing_can_place_refuses_and_writes_nothing(stack: Stack) -> None:
+    stack.looker.set_time_zones(False, NEW_YORK)
     with pytest.raises(ExportError, match=r"repeated hour of America/New_York.*Turn on User Specific Time Zones"):
-        cold.run()
-    assert len(written()) == before and stack.cursor_id() == cursor
+        at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="60"), FALL_BACK + timedelta(minutes=40)).run()
+    assert written() == [] and stack.cursor() == {}
 
 
 @pytest.mark.parametrize("data", [SPRING_FORWARD], indirect=True)
