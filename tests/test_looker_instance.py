@@ -21,6 +21,7 @@ from looker_audit_export.config import Config
 from looker_audit_export.mapping import parse_looker_time
 from looker_audit_export.pipeline import Exporter, ExportError, build_exporter
 from looker_audit_export.sink import JsonLinesSink
+from looker_audit_export.timezones import local_bound, zone_info
 
 NEW_YORK = "America/New_York"
 #: US DST ends 2026-11-01 06:00 UTC (02:00 EDT becomes 01:00 EST: 01:00-01:59 happens twice) and
@@ -71,7 +72,8 @@ def written() -> list[dict[str, Any]]:
 
 def written_times(stack: Stack) -> dict[int, datetime]:
     """Each written event's entry timestamp, by event id."""
-    times = {int(entry["insertId"].rsplit("-", 1)[1]): parse_looker_time(entry["timestamp"]) for entry in written()}
+    times = {int(entry["insertId"].rsplit("-", 1)[1]): parse_looker_time(entry["timestamp"]) for entry in written()
+             if "-event-" in entry["insertId"]}
     return {number: moment for number, moment in times.items() if moment is not None}
 
 
@@ -154,6 +156,17 @@ def test_user_time_zones_off_spring_forward_every_event_at_its_true_time(stack: 
     assert written_times(stack) == true_times(stack)
 
 
+def test_filter_bounds_in_a_repeated_hour_keep_every_event_under_both_readings() -> None:
+    zone = zone_info(NEW_YORK)
+    for moment in (FALL_BACK - timedelta(minutes=30), FALL_BACK + timedelta(minutes=30)):  # 01:30 EDT, 01:30 EST
+        lower = datetime.fromisoformat(local_bound(moment, zone, widen="earlier"))
+        upper = datetime.fromisoformat(local_bound(moment, zone, widen="later"))
+        assert all(lower.replace(tzinfo=zone, fold=fold) <= moment for fold in (0, 1))
+        assert all(upper.replace(tzinfo=zone, fold=fold) >= moment for fold in (0, 1))
+    assert local_bound(FALL_BACK + timedelta(minutes=30), zone, widen="earlier") == "2026-11-01 01:30:00"
+    assert local_bound(FALL_BACK - timedelta(minutes=30), zone, widen="later") == "2026-11-01 01:30:00"
+
+
 @pytest.mark.parametrize("data", [SPRING_FORWARD], indirect=True)
 def test_a_wall_time_inside_the_spring_gap_is_an_error_row_not_a_shifted_time(stack: Stack) -> None:
     stack.looker.set_time_zones(False, NEW_YORK)
@@ -226,3 +239,27 @@ def test_a_missing_required_field_refuses_naming_it(stack: Stack) -> None:
     with pytest.raises(ExportError, match=r"explore 'event' has no field event\.sudo_user_id"):
         at(new_exporter(stack), FALL_BACK + timedelta(hours=4)).run()
     assert written() == [] and stack.looker.stats()["query_calls"] == 0
+
+
+def history_around_fall_back() -> SystemActivity:
+    """Query history every 11 minutes across the fall-back change, each query running 90 seconds."""
+    data = around(FALL_BACK)
+    moment = FALL_BACK - timedelta(hours=3)
+    while moment < FALL_BACK + timedelta(hours=3):
+        data.add_history(created=moment, source="api4", user_id=1, runtime=90.0)
+        moment += timedelta(minutes=11)
+    return data
+
+
+@pytest.mark.parametrize("data", [history_around_fall_back], indirect=True)
+def test_query_history_times_across_the_fall_back_are_true_too(stack: Stack) -> None:
+    stack.looker.set_time_zones(False, NEW_YORK)
+    at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600", EXPORT_STREAMS="events,history", PAGE_SIZE="5"),
+       FALL_BACK + timedelta(hours=4)).run()
+    entries = [e for e in written() if "-history-" in e["insertId"]]
+    started = FALL_BACK - timedelta(hours=3)
+    expected = [started + timedelta(minutes=11 * index) for index in range(len(entries))]
+    assert len(entries) == 33
+    assert [parse_looker_time(e["timestamp"]) for e in entries] == expected
+    completed = [parse_looker_time(e["protoPayload"]["response"]["completed_time"]) for e in entries]
+    assert completed == [moment + timedelta(seconds=90) for moment in expected]
