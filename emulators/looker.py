@@ -2,10 +2,13 @@
 
 Serves ``/api/4.0/login``, ``/logout``, ``/queries`` and the run-query endpoints
 over real HTTP for the ``system__activity`` model's ``event``,
-``event_attribute``, ``user`` and ``history`` (query history) explores.  It mirrors Looker's documented
-behaviour, including the unfriendly parts: 404 on bad credentials, a silent
+``event_attribute``, ``user`` and ``history`` (query history) explores, plus ``GET /setting`` (the time
+zone settings) and ``GET /lookml_models/system__activity/explores/<explore>`` (its fields).  It mirrors
+Looker's documented behaviour, including the unfriendly parts: 404 on bad credentials, a silent
 5000-row default limit, end-exclusive date ranges, results in the query's
-time zone and System Activity's forced result caching.
+time zone (in the instance's zone, ``query_timezone`` ignored, when user time zones are off; see
+``set_time_zones``), 403 on the settings for a non-admin (``forbid_settings``), fields an instance may
+lack (``lack_field``) and System Activity's forced result caching.
 
 Run standalone with ``python -m emulators.looker --events 10000 --history 5000
 --client-id ID --client-secret S``; it prints ``{"base_url": ...}`` and serves until killed.

@@ -77,9 +77,12 @@ def test_the_default_schedule_is_said_to_be_assumed_and_over_the_standard_budget
 
 def test_zone_locked_and_readable_says_times_are_converted(stack: Stack) -> None:
     stack.looker.set_time_zones(False, "America/New_York")
-    result = check(stack.env, "--schedule", FITTING)
+    result = check({**stack.env, "EXPORT_STREAMS": "events,history"}, "--schedule", FITTING)
     assert result.returncode == 0, result.stdout
-    assert "instance zone America/New_York; times are converted to UTC" in lines(result)["Time zone"]
+    found = lines(result)
+    assert "instance zone America/New_York; times are converted to UTC" in found["Time zone"]
+    assert found["Fields of history"] == "✓ Fields of history: all 16 fields the exporter uses exist"
+    assert "480 query calls (nothing new) to 960" in found["Looker query budget"]
 
 
 def test_settings_forbidden_without_the_variable_fails_with_the_functions_message(stack: Stack) -> None:
