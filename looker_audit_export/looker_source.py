@@ -186,8 +186,7 @@ class LookerSource:
             if after is not None:
                 filters["event_attribute.id"] = f">{after}"
             rows = self._query("event_attribute", self._have("event_attribute", ATTRIBUTE_FIELDS), filters,
-                               ["event_attribute.id"],
-                               ATTRIBUTE_PAGE_ROWS, deadline)
+                               ["event_attribute.id"], ATTRIBUTE_PAGE_ROWS, deadline)
             for row in rows:
                 owner = row.get("event_attribute.event_id")
                 if type(owner) is not int:  # the usual JSON integer needs no conversion
