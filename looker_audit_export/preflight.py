@@ -110,10 +110,15 @@ def _looker_checks(config: Config, source: LookerSource) -> list[Check]:
     return checks
 
 
+_UNREACHABLE = "check LOOKER_BASE_URL and that Looker answers from here (network, allowlist), then check again"
+
+
 def _attempt(name: str, call: Callable[[], Any], success: str, fix: str) -> Check:
     try:
         call()
-    except (LookerError, LookerUnavailable) as exc:
+    except LookerUnavailable as exc:
+        return Check(name, False, str(exc), _UNREACHABLE)
+    except LookerError as exc:
         return Check(name, False, str(exc), fix)
     return Check(name, True, success)
 
@@ -248,6 +253,9 @@ def _cursor(config: Config) -> Check:
     except StateError as exc:
         return Check(name, False, str(exc), "create the bucket, or grant the function's service account "
                                            "roles/storage.objectUser on it (Terraform does)")
+    except auth_exceptions.DefaultCredentialsError:
+        return Check(name, False, "no Google credentials found",
+                     "run `gcloud auth application-default login`, or run check as the function's service account")
     probe = probe_uri(config.state_uri)
     store = state_store(probe, config.project, emulator=emulator, retry_initial_seconds=config.retry_initial_seconds)
     try:
