@@ -189,7 +189,8 @@ def _budget(config: Config, schedule: str | None) -> Check:
               f"(nothing new) to {high:,} (new events every run), against the {STANDARD_EDITION_QUERY_CALLS:,} a "
               "month of Looker (Google Cloud core) Standard edition; each new function instance also makes "
               f"{1 + sum(len(explore_fields.STREAM_EXPLORES[s]) for s in config.streams)} metadata calls "
-              "(settings, explore fields), not queries")
+              "(settings, explore fields): not queries, but they may count against the edition's 1,000 "
+              "administrative API calls")
     if high > STANDARD_EDITION_QUERY_CALLS:
         hours = _fitting_hours(per_run)
         return Check(name, False, detail, f"on Standard edition, run every {hours} hours or less often (Terraform: "
