@@ -18,6 +18,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import grpc
+
 from emulators.cloud_logging import LoggingEmulator
 from emulators.gcs import GcsEmulator
 from emulators.looker import LookerEmulator
@@ -43,6 +45,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--looker-latency-ms", type=float, default=0.0, help="added to each Looker query")
     parser.add_argument("--looker-row-latency-us", type=float, default=0.0, help="added per Looker row returned")
     parser.add_argument("--no-store-entries", action="store_true", help="count log entries without keeping them")
+    parser.add_argument("--looker-timezone", metavar="ZONE", default=None,
+                        help="turn Looker's user time zones off: every query runs in ZONE, query_timezone ignored")
+    parser.add_argument("--looker-settings-forbidden", action="store_true",
+                        help="answer GET /api/4.0/setting with 403, as for an API user without admin rights")
+    parser.add_argument("--looker-lack-field", metavar="FIELD", action="append", default=[],
+                        help="serve System Activity without this field (e.g. permission_set.permissions); repeatable")
+    parser.add_argument("--logging-forbidden", action="store_true",
+                        help="answer every WriteLogEntries with PERMISSION_DENIED")
     return parser.parse_args(argv)
 
 
@@ -68,7 +78,15 @@ def main(argv: list[str] | None = None) -> int:
         query_latency_seconds=args.looker_latency_ms / 1e3,
         per_row_latency_seconds=args.looker_row_latency_us / 1e6,
     )
+    if args.looker_timezone:
+        looker.set_time_zones(False, args.looker_timezone)
+    looker.forbid_settings(args.looker_settings_forbidden)
+    for name in args.looker_lack_field:
+        looker.lack_field(name)
     logging = LoggingEmulator(store_entries=not args.no_store_entries, latency_seconds=args.logging_latency_ms / 1e3)
+    if args.logging_forbidden:
+        logging.inject(grpc.StatusCode.PERMISSION_DENIED, times=-1,
+                       message="Permission 'logging.logEntries.create' denied on resource (or it may not exist).")
     secret = f"projects/{args.project}/secrets/{args.secret_name}"
     credentials = json.dumps({"client_id": args.client_id, "client_secret": client_secret}).encode()
     secret_manager = SecretManagerEmulator({secret: credentials})

@@ -2,10 +2,13 @@
 
 Serves ``/api/4.0/login``, ``/logout``, ``/user`` (me), ``/queries`` and the run-query endpoints
 over real HTTP for the ``system__activity`` model's ``event``,
-``event_attribute``, ``user`` and ``history`` (query history) explores.  It mirrors Looker's documented
-behaviour, including the unfriendly parts: 404 on bad credentials, a silent
+``event_attribute``, ``user`` and ``history`` (query history) explores, plus ``GET /setting`` (the time
+zone settings) and ``GET /lookml_models/system__activity/explores/<explore>`` (its fields).  It mirrors
+Looker's documented behaviour, including the unfriendly parts: 404 on bad credentials, a silent
 5000-row default limit, end-exclusive date ranges, results in the query's
-time zone and System Activity's forced result caching.
+time zone (in the instance's zone, ``query_timezone`` ignored, when user time zones are off; see
+``set_time_zones``), 403 on the settings for a non-admin (``forbid_settings``), fields an instance may
+lack (``lack_field``) and System Activity's forced result caching.
 
 Run standalone with ``python -m emulators.looker --events 10000 --history 5000
 --client-id ID --client-secret S``; it prints ``{"base_url": ...}`` and serves until killed.
@@ -546,10 +549,12 @@ class QueryEngine:
     def __init__(self, data: SystemActivity, default_timezone: str):
         self.data = data
         self.default_tz = ZoneInfo(default_timezone)
+        #: The instance zone every query runs in while user time zones are off (``query_timezone`` ignored).
+        self.forced_tz: ZoneInfo | None = None
         self.views = {
             "event": _event_fields(data),
             "event_attribute": _attribute_fields(data),
-            "user": USER_FIELDS,
+            "user": dict(USER_FIELDS),
             "history": _history_fields(data),
         }
 
@@ -573,6 +578,8 @@ class QueryEngine:
             tz = ZoneInfo(tz_name) if tz_name else self.default_tz
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ApiError(400, f"Unknown query_timezone {tz_name!r}") from exc
+        if self.forced_tz is not None:  # user time zones off: filters and results in the instance zone
+            tz = self.forced_tz
         raw_filters = query.get("filters") or {}
         if not isinstance(raw_filters, dict):
             raise ApiError(400, "filters must be an object of field name to filter expression")
@@ -758,6 +765,8 @@ class LookerEmulator(HttpServed):
         port: int = 0,
         clock: Callable[[], datetime] = _utc_now,
         api_user_id: int = API_USER_ID,
+        allow_user_timezones: bool = True,
+        instance_timezone: str = "UTC",
     ):
         self.data = data
         #: The Looker user the client_id / client_secret pair belongs to (what ``GET /api/4.0/user`` answers).
@@ -778,6 +787,8 @@ class LookerEmulator(HttpServed):
         self._tampered: dict[int, dict[str, Any]] = {}
         self._duplicated: set[int] = set()
         self._stats = {"logins": 0, "query_calls": 0, "rows_returned": 0, "cache_hits": 0}
+        self._settings_forbidden = False
+        self.set_time_zones(allow_user_timezones, instance_timezone)
 
     # ------------------------------------------------------------ lifecycle
     @property
@@ -863,6 +874,52 @@ class LookerEmulator(HttpServed):
             if duplicate:
                 self._duplicated.add(event_id)
             self._cache.clear()
+
+    def set_time_zones(self, allow_user_timezones: bool, instance_timezone: str) -> None:
+        """The admin's time zone settings (``Setting.allow_user_timezones``, ``Setting.timezone``).
+
+        With user time zones off every query runs in ``instance_timezone``, its ``query_timezone`` ignored
+        (https://cloud.google.com/looker/docs/using-time-zone-settings).
+        """
+        zone = ZoneInfo(instance_timezone)
+        with self._lock:
+            self.allow_user_timezones, self.instance_timezone = allow_user_timezones, instance_timezone
+            self.engine.forced_tz = None if allow_user_timezones else zone
+            self._cache.clear()
+
+    def forbid_settings(self, forbidden: bool = True) -> None:
+        """Answer ``GET /api/4.0/setting`` with 403, as Looker does for an API user without admin rights."""
+        self._settings_forbidden = forbidden
+
+    def lack_field(self, name: str, explore: str | None = None) -> None:
+        """Serve the model without field ``name`` (in every explore, or one): metadata and queries alike."""
+        with self._lock:
+            for view, specs in self.engine.views.items():
+                if explore in (None, view):
+                    specs.pop(name, None)
+            self._cache.clear()
+
+    def settings(self, fields: str | None) -> dict[str, Any]:
+        """``GET /api/4.0/setting``: the time zone settings (only those asked for by ``fields``)."""
+        if self._settings_forbidden:
+            raise ApiError(403, "Forbidden")
+        doc = {"allow_user_timezones": self.allow_user_timezones, "timezone": self.instance_timezone}
+        wanted = [name.strip() for name in fields.split(",")] if fields else list(doc)
+        return {name: doc[name] for name in wanted if name in doc}
+
+    def explore(self, model: str, name: str, fields: str | None) -> dict[str, Any]:
+        """``GET /api/4.0/lookml_models/{model}/explores/{explore}``: its fields, as ``LookmlModelExplore``."""
+        specs = self.engine.views.get(name) if model == MODEL else None
+        if specs is None:
+            raise ApiError(404, "Not found")
+        with self._lock:
+            dimensions = [{"name": field, "type": _METADATA_TYPES[spec.type], "category": "dimension",
+                           "view": field.split(".", 1)[0], "label_short": field.split(".", 1)[1]}
+                          for field, spec in specs.items()]
+        doc = {"id": f"{MODEL}::{name}", "name": name, "model_name": MODEL,
+               "fields": {"dimensions": dimensions, "measures": [], "filters": [], "parameters": []}}
+        wanted = [part.strip() for part in fields.split(",")] if fields else list(doc)
+        return {key: doc[key] for key in wanted if key in doc}
 
     def stats(self) -> dict[str, int]:
         """Counters: logins, query_calls, rows_returned, cache_hits; sql_errors and me_calls once there are any."""
@@ -1019,6 +1076,10 @@ class LookerEmulator(HttpServed):
         return out
 
 
+#: Looker's metadata type of each emulated field type (``LookmlModelExploreField.type``).
+_METADATA_TYPES = {"number": "number", "string": "string", "time": "date_time", "date": "date_date",
+                   "yesno": "yesno"}
+
 #: ``LookerEmulator.tamper`` value that leaves a field out of the row.
 OMIT: Any = object()
 
@@ -1044,6 +1105,7 @@ def _json_bytes(rows: list[dict[str, Any]], tampered: bool = False) -> bytes:
 _QUERY_RUN = re.compile(r"/api/4\.0/queries/([^/]+)/run/([^/]+)")
 _INLINE_RUN = re.compile(r"/api/4\.0/queries/run/([^/]+)")
 _QUERY = re.compile(r"/api/4\.0/queries/([^/]+)")
+_EXPLORE = re.compile(r"/api/4\.0/lookml_models/([^/]+)/explores/([^/]+)")
 
 
 class _Server(ThreadingHTTPServer):
@@ -1130,6 +1192,12 @@ class _Handler(QuietHandler):
                 raise ApiError(404, "Not found")
             emulator.authenticate(self.headers.get("Authorization"))
             return 200, emulator.me(params.get("fields"))
+        if method == "GET" and (path == "/api/4.0/setting" or _EXPLORE.fullmatch(path)):
+            emulator.authenticate(self.headers.get("Authorization"))
+            if path == "/api/4.0/setting":
+                return 200, emulator.settings(params.get("fields"))
+            model, explore = _EXPLORE.fullmatch(path).groups()  # type: ignore[union-attr]
+            return 200, emulator.explore(model, explore, params.get("fields"))
         inline, saved, single = (
             _INLINE_RUN.fullmatch(path),
             _QUERY_RUN.fullmatch(path),

@@ -1,4 +1,5 @@
-"""Command line: one export (``export``, ``--dry-run``) or a resumable export of a past range (``backfill``)."""
+"""Command line: one export (``export``, ``--dry-run``), a resumable export of a past range (``backfill``),
+or a preflight checklist of the configuration and the instance (``check``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from . import logs
+from . import logs, preflight
 from .config import STREAMS, Config, ConfigError
 from .credentials import CredentialsError, LookerCredentials, parse_payload
 from .pipeline import ExportError, StreamSummary, Window, build_exporter
@@ -40,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--dry-run", action="store_true",
                         help="print the entries as JSON lines on stdout instead of writing them; "
                              "the cursor is read but not moved")
+    check = commands.add_parser(
+        "check", parents=[credentials],
+        help="check the credentials, Looker, Cloud Logging and the cursor location; changes nothing",
+    )
+    check.add_argument("--schedule", default=os.environ.get("SCHEDULE") or None,
+                       help="cron schedule of the runs, for the query budget (default: $SCHEDULE, else the "
+                            f"Terraform default {preflight.DEFAULT_SCHEDULE!r}, said as assumed)")
     backfill = commands.add_parser(
         "backfill", parents=[credentials],
         help="export a past range, with progress; run the same command again to resume",
@@ -85,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             logs.mask_secret(credentials.client_secret)
         if args.command == "backfill":
             return _backfill(args, config, credentials)
+        if args.command == "check":
+            return _check(args, config, credentials)
         exporter = build_exporter(config, sink=JsonLinesSink(sys.stdout) if args.dry_run else None,
                                   credentials=credentials, read_only_state=args.dry_run,
                                   credentials_source=f"the credentials file {args.credentials_file}")
@@ -97,6 +107,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(json.dumps(summary.as_dict()), file=sys.stderr if args.dry_run else sys.stdout)
     return 0
+
+
+def _check(args: argparse.Namespace, config: Config, credentials: LookerCredentials | None) -> int:
+    """Print the checklist; 0 when every required check passed, 1 when not."""
+    print(f"Checking {config.looker_base_url} for project {config.project} (streams: {', '.join(config.streams)})")
+    checks = preflight.run_checks(config, credentials=credentials, schedule=args.schedule,
+                                  credentials_source=f"the credentials file {args.credentials_file}")
+    print(logs.redact(preflight.render(checks)))
+    failed = [check for check in checks if check.required and not check.ok]
+    print("All required checks passed." if not failed else f"{len(failed)} required check(s) failed.")
+    return 0 if not failed else 1
 
 
 def backfill_state_uri(state_uri: str | None, since: datetime, until: datetime) -> str:

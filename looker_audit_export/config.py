@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_LOG_NAME = "looker_system_activity_logs"
 DEFAULT_HISTORY_LOG_NAME = "looker_query_history"
@@ -48,6 +49,9 @@ class Config:
     retry_initial_seconds: float = 1.0
     logging_emulator_host: str | None = None
     secret_manager_emulator_host: str | None = None
+    #: The zone Looker runs queries in, for an API user that may not read the settings (HTTP 403); see
+    #: https://cloud.google.com/looker/docs/using-time-zone-settings and looker_audit_export/timezones.py.
+    looker_query_timezone: str | None = None
 
     @property
     def looker_host(self) -> str:
@@ -95,6 +99,7 @@ class Config:
             retry_initial_seconds=_number(env, "RETRY_INITIAL_SECONDS", 1.0, 0.01, 30.0),
             logging_emulator_host=_host_port(env, "LOGGING_EMULATOR_HOST"),
             secret_manager_emulator_host=_host_port(env, "SECRET_MANAGER_EMULATOR_HOST"),
+            looker_query_timezone=_time_zone(env, "LOOKER_QUERY_TIMEZONE"),
         )
 
 
@@ -191,6 +196,18 @@ def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw.lower() in _FALSE:
         return False
     raise ConfigError(f"{name}={raw!r} is invalid: it must be true or false")
+
+
+def _time_zone(env: Mapping[str, str], name: str) -> str | None:
+    raw = _value(env, name)
+    if raw is None:
+        return None
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{name}={raw!r} is invalid: it must be an IANA time zone such as UTC or "
+                          "America/New_York") from None
+    return raw
 
 
 def _host_port(env: Mapping[str, str], name: str) -> str | None:

@@ -9,8 +9,9 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import requests
 from looker_sdk import error as looker_error
@@ -18,8 +19,20 @@ from looker_sdk.rtl import api_settings, auth_session, auth_token, requests_tran
 from looker_sdk.sdk.api40 import methods as methods40
 from looker_sdk.sdk.api40 import models as models40
 
+from . import explore_fields
 from .credentials import LookerCredentials
 from .mapping import LookerUser, whole_number
+from .timezones import (
+    TIME_FIELDS,
+    TimeReading,
+    TimeZoneError,
+    WallClock,
+    convert_rows,
+    effective_zone,
+    local_bound,
+    utc_bound,
+    zone_info,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +70,11 @@ _TRANSIENT_SQL_ERROR = re.compile(
     r"|(temporarily|currently|service) unavailable|database (is )?(unavailable|not available|starting)"
     r"|too many connections|deadlock|try again",
     re.IGNORECASE)
+_T = TypeVar("_T")
+#: A new instance that meets a repeated (fall-back) hour first reads the rows before it, from this long
+#: before, up to its cursor (ids and times only, at most CONTEXT_ROWS).
+CONTEXT_HOURS = timedelta(hours=2)
+CONTEXT_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -79,11 +97,6 @@ class LookerError(RuntimeError):
 
 class LookerUnavailable(RuntimeError):
     """Looker kept failing with transient errors until the retries or the time budget ran out."""
-
-
-def looker_time(moment: datetime) -> str:
-    """A UTC datetime as Looker filters and returns it: ``YYYY-MM-DD HH:MM:SS``."""
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 class _Settings(api_settings.ApiSettings):
@@ -132,9 +145,16 @@ class LookerSource:
     backoff_seconds: float = _BACKOFF_SECONDS
     query_calls: int = 0
     sleep: Callable[[float], None] = time.sleep
+    #: ``LOOKER_QUERY_TIMEZONE``: the zone Looker runs queries in, for an API user that cannot read the settings.
+    declared_timezone: str | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     _last: _LastResponse = field(default_factory=_LastResponse)
     _sdk: methods40.Looker40SDK | None = None
     _me: int | None = None
+    _reading: TimeReading | None = None
+    _clocks: dict[str, WallClock] = field(default_factory=dict)
+    _fields: dict[str, frozenset[str]] = field(default_factory=dict)
+    _checked: set[str] = field(default_factory=set)
 
     @property
     def host(self) -> str:
@@ -155,12 +175,21 @@ class LookerSource:
 
     def page(self, explore: Explore, *, after_id: int | None, since: datetime | None, until: datetime,
              limit: int, deadline: float) -> list[dict[str, Any]]:
-        """One keyset page: rows with an id above ``after_id``, created before ``until``, in id order."""
-        created = f"{looker_time(since)} to {looker_time(until)}" if since else f"before {looker_time(until)}"
+        """One keyset page: rows with an id above ``after_id``, created before ``until``, in id order.
+
+        Datetimes come back as UTC text whatever zone the instance reads them in; a page may end early at a
+        time in a repeated (fall-back) hour that cannot be placed yet.
+        """
+        self.prepare(explore_fields.STREAM_EXPLORES["history" if explore.view == "history" else "events"],
+                     deadline)
+        upper = self._bound(until, widen="later")
+        created = f"{self._bound(since, widen='earlier')} to {upper}" if since else f"before {upper}"
         filters = {explore.time_field: created}
         if after_id is not None:
             filters[explore.id_field] = f">{after_id}"
-        return self._query(explore.view, explore.fields, filters, [explore.id_field], limit, deadline)
+        rows = self._query(explore.view, self._have(explore.view, explore.fields), filters, [explore.id_field],
+                           limit, deadline)
+        return self._to_utc(rows, explore, after_id, deadline)
 
     def attributes(self, first_id: int, last_id: int, *, until: datetime,
                    deadline: float) -> dict[int, list[tuple[str, Any]]]:
@@ -168,11 +197,12 @@ class LookerSource:
         found: dict[int, list[tuple[str, Any]]] = {}
         after: int | None = None
         while True:
-            filters = {"event.id": f"[{first_id},{last_id}]", "event.created_time": f"before {looker_time(until)}"}
+            filters = {"event.id": f"[{first_id},{last_id}]",
+                       "event.created_time": f"before {self._bound(until, widen='later')}"}
             if after is not None:
                 filters["event_attribute.id"] = f">{after}"
-            rows = self._query("event_attribute", ATTRIBUTE_FIELDS, filters, ["event_attribute.id"],
-                               ATTRIBUTE_PAGE_ROWS, deadline)
+            rows = self._query("event_attribute", self._have("event_attribute", ATTRIBUTE_FIELDS), filters,
+                               ["event_attribute.id"], ATTRIBUTE_PAGE_ROWS, deadline)
             for row in rows:
                 owner = row.get("event_attribute.event_id")
                 if type(owner) is not int:  # the usual JSON integer needs no conversion
@@ -194,8 +224,10 @@ class LookerSource:
         wanted = sorted(set(ids))
         if not wanted:
             return {}
-        filters = {"user.id": ",".join(map(str, wanted)), "user.created_time": f"before {looker_time(until)}"}
-        rows = self._query("user", USER_FIELDS, filters, ["user.id"], -1, deadline)
+        filters = {"user.id": ",".join(map(str, wanted))}
+        if self._have("user", ("user.created_time",)):  # optional: it only makes each query's text unique
+            filters["user.created_time"] = f"before {self._bound(until, widen='later')}"
+        rows = self._query("user", self._have("user", USER_FIELDS), filters, ["user.id"], -1, deadline)
         permissions: dict[int, set[str]] = {}
         users: dict[int, LookerUser] = {}
         for row in rows:
@@ -206,6 +238,145 @@ class LookerSource:
             users[number] = LookerUser(number, row.get("user.email"), row.get("user.name"))
         return {number: LookerUser(user.id, user.email, user.name, tuple(sorted(permissions[number])))
                 for number, user in users.items()}
+
+    # ------------------------------------------------- what the instance is like (once per instance life)
+    def prepare(self, explores: Iterable[str], deadline: float) -> TimeReading:
+        """Check the time zone and the fields of ``explores`` once; raise LookerError naming what is wrong.
+
+        Missing required fields refuse the export (every run, with the same message); missing optional
+        ones are left out of the queries, with one WARNING per instance life.
+        """
+        reading = self.time_reading(deadline)
+        for explore in explores:
+            if explore in self._checked:
+                continue
+            found = explore_fields.report(explore, self.explore_fields(explore, deadline))
+            if found.missing_required:
+                raise LookerError(explore_fields.refusal(found))
+            if found.missing_optional:
+                log.warning(explore_fields.warning(found))
+            self._checked.add(explore)
+        return reading
+
+    def login(self, deadline: float) -> None:
+        """Log in now (``check``); LookerError names the credentials' source when Looker refuses them."""
+        self._call("the login", lambda timeout: self.sdk().auth.authenticate({"timeout": timeout}), deadline, set())
+
+    def probe(self, deadline: float) -> list[dict[str, Any]]:
+        """One row of the event explore (``check``): proves the API user may query System Activity."""
+        return self._query("event", ("event.id",), {}, ["event.id"], 1, deadline)
+
+    def time_reading(self, deadline: float) -> TimeReading:
+        """How the instance reads filters and returns datetimes, from its settings (read once)."""
+        if self._reading is None:
+            answer = self._call("the time zone settings (GET /api/4.0/setting)", lambda timeout: self.sdk().get_setting(
+                fields="timezone,allow_user_timezones", transport_options={"timeout": timeout}), deadline, {403})
+            try:
+                if isinstance(answer, int):
+                    reading = effective_zone(None, None, self.declared_timezone, forbidden=True)
+                else:
+                    reading = effective_zone(answer.allow_user_timezones, answer.timezone, self.declared_timezone,
+                                             forbidden=False)
+            except TimeZoneError as exc:
+                raise LookerError(f"Looker {self.host}: {exc}") from None
+            log.info("Looker %s time zone: %s", self.host, reading.how)
+            self._reading = reading
+        return self._reading
+
+    def explore_fields(self, explore: str, deadline: float) -> frozenset[str]:
+        """The field names of a System Activity explore (metadata, not a query); empty if there is no such explore."""
+        if explore not in self._fields:
+            answer = self._call(f"the fields of explore {explore}", lambda timeout: self.sdk().lookml_model_explore(
+                MODEL, explore, fields="fields", transport_options={"timeout": timeout}), deadline, {404})
+            names: set[str] = set()
+            if not isinstance(answer, int) and answer.fields is not None:
+                groups = answer.fields
+                for group in (groups.dimensions, groups.measures, groups.filters, groups.parameters):
+                    names.update(item.name for item in group or () if item.name)
+            self._fields[explore] = frozenset(names)
+        return self._fields[explore]
+
+    def _have(self, explore: str, fields: Iterable[str]) -> tuple[str, ...]:
+        """The fields the instance has (all of them before its explores were read)."""
+        known = self._fields.get(explore)
+        return tuple(name for name in fields if known is None or name in known)
+
+    def _bound(self, moment: datetime, *, widen: str) -> str:
+        reading = self._reading
+        if reading is None or not reading.converts:
+            return utc_bound(moment)
+        return local_bound(moment, zone_info(reading.zone), widen=widen)
+
+    def _to_utc(self, rows: list[dict[str, Any]], explore: Explore, after_id: int | None,
+                deadline: float) -> list[dict[str, Any]]:
+        """Rows with their datetimes as UTC text; cut before a repeated-hour time nothing places yet."""
+        reading = self._reading
+        if reading is None or not reading.converts or not rows:
+            return rows
+        zone = zone_info(reading.zone)
+        for name in TIME_FIELDS:
+            self._clocks.setdefault(name, WallClock(zone))
+        now = self.clock()
+        ready = convert_rows(rows, TIME_FIELDS, self._clocks, now, id_field=explore.id_field)
+        if ready == 0 and after_id is not None:
+            # A new instance knows nothing of the rows before the cursor: read their ids and times from
+            # before that repeated hour up to the cursor (one query), and place the hour in id order from there.
+            for clock in self._clocks.values():
+                clock.problems.clear()
+            context = self._context(explore, rows[0], after_id, zone, deadline)
+            ready = max(0, convert_rows(context + rows, TIME_FIELDS, self._clocks, now,
+                                        id_field=explore.id_field) - len(context))
+        if ready < len(rows):
+            problem = next(clock.problems.pop() for clock in self._clocks.values() if clock.problems)
+            if ready == 0:
+                raise LookerError(
+                    f"Looker {self.host}: {problem}, so it is not exported with a guessed time. Turn on User "
+                    "Specific Time Zones (Looker Admin > General > Settings) so the exporter's query_timezone UTC "
+                    "applies; the rows are then read in UTC")
+            log.warning("Holding back %d rows from %s: %s; a later run places them", len(rows) - ready,
+                        rows[ready].get(explore.id_field), problem)
+        return rows[:ready]
+
+    def _context(self, explore: Explore, first: dict[str, Any], after_id: int, zone: ZoneInfo,
+                 deadline: float) -> list[dict[str, Any]]:
+        """Ids and times of the rows up to ``after_id`` since two hours before ``first``'s earlier reading."""
+        try:
+            wall = datetime.fromisoformat(str(first.get(explore.time_field)))
+        except ValueError:
+            return []
+        start = wall.replace(tzinfo=zone, fold=0).astimezone(UTC) - CONTEXT_HOURS
+        fields = self._have(explore.view, (explore.id_field, *(f for f in TIME_FIELDS if f in explore.fields)))
+        filters = {explore.id_field: f"<={after_id}",
+                   explore.time_field: f"after {self._bound(start, widen='earlier')}"}
+        return self._query(explore.view, fields, filters, [explore.id_field], CONTEXT_ROWS, deadline)
+
+    def _call(self, what: str, call: Callable[[int], _T], deadline: float, expected: set[int]) -> _T | int:
+        """A metadata call (not a query) with the query's retries; a status in ``expected`` is returned."""
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = deadline - time.monotonic()
+            if remaining <= 1:
+                raise LookerUnavailable(f"time budget exhausted before reading {what} from {self.host}")
+            self._last.status, self._last.path, self._last.retry_after = None, "", 0.0
+            try:
+                return call(max(1, int(min(self.timeout_seconds, remaining))))
+            except (looker_error.SDKError, serialize.DeserializeError) as exc:
+                status = self._last.status
+                if status is not None and status in expected and not self._last.path.endswith("/login"):
+                    return status
+                if (status is not None and status >= 400 and status not in _TRANSIENT_STATUSES and status != 401
+                        and not self._last.path.endswith("/login")):
+                    raise LookerError(f"Looker {self.host} refused {what} (HTTP {status}): "
+                                      f"{_short(getattr(exc, 'message', '') or str(exc))}") from None
+                problem = self._classify(exc) if isinstance(exc, looker_error.SDKError) else (
+                    f"Looker {self.host} sent an unreadable answer for {what}")
+            delay = min(_BACKOFF_CAP_SECONDS, self.backoff_seconds * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+            delay = max(delay, self._last.retry_after)
+            if attempt >= _MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
+                raise LookerUnavailable(f"{problem}; giving up after {attempt} attempts")
+            log.warning("%s; retrying in %.1fs (attempt %d of %d)", problem, delay, attempt, _MAX_ATTEMPTS)
+            self.sleep(delay)
 
     def _query(self, view: str, fields: Iterable[str], filters: dict[str, str], sorts: list[str],
                limit: int, deadline: float) -> list[dict[str, Any]]:
@@ -269,25 +440,14 @@ class LookerSource:
 
         Its own System Activity queries show in the query history, and its logins may show as events.
         """
-        if self._me is not None:
-            return self._me
-        remaining = deadline - time.monotonic()
-        if remaining <= 1:
-            raise LookerUnavailable(f"time budget exhausted before reading the API user of {self.host}")
-        self._last.status, self._last.path, self._last.retry_after = None, "", 0.0
-        try:
-            user = self.sdk().me(fields="id",
-                                 transport_options={"timeout": max(1, int(min(self.timeout_seconds, remaining)))})
-        except looker_error.SDKError as exc:
-            problem = self._classify(exc)  # raises for a refused login or another permanent failure
-            raise LookerUnavailable(f"{problem}; reading the API user (GET /api/4.0/user) failed, the next run "
-                                    "tries again") from None
-        number = whole_number(user.id)
-        if number is None:
-            raise LookerError(f"Looker {self.host} answered GET /api/4.0/user without a numeric user id "
-                              f"({user.id!r})")
-        self._me = number
-        return number
+        if self._me is None:
+            user = self._call("the API user (GET /api/4.0/user)", lambda timeout: self.sdk().me(
+                fields="id", transport_options={"timeout": timeout}), deadline, set())
+            number = None if isinstance(user, int) else whole_number(user.id)
+            if number is None:
+                raise LookerError(f"Looker {self.host} answered GET /api/4.0/user without a numeric user id")
+            self._me = number
+        return self._me
 
     def _classify(self, exc: looker_error.SDKError) -> str:
         """Raise LookerError for a permanent failure; return a description of a transient one."""

@@ -468,26 +468,33 @@ class Exporter:
         return stand_in
 
 
+def build_source(config: Config, *, credentials: LookerCredentials | None = None,
+                 credentials_source: str | None = None) -> LookerSource:
+    """The Looker reader for ``config``: credentials from the secret, or ``credentials`` (a local file)."""
+    if credentials is not None:
+        given = credentials
+        return LookerSource(config.looker_base_url, config.looker_verify_ssl, config.looker_timeout_seconds,
+                            lambda: given, credentials_source=credentials_source or "the credentials file",
+                            backoff_seconds=config.retry_initial_seconds,
+                            declared_timezone=config.looker_query_timezone)
+    if config.credentials_secret is not None:
+        cached = CachedCredentials(config.credentials_secret, config.secret_manager_emulator_host,
+                                   on_fetch=lambda found: mask_secret(found.client_secret))
+        return LookerSource(config.looker_base_url, config.looker_verify_ssl, config.looker_timeout_seconds,
+                            cached, cached.forget, credentials_source=f"secret {config.credentials_secret}",
+                            backoff_seconds=config.retry_initial_seconds,
+                            declared_timezone=config.looker_query_timezone)
+    raise ConfigError("LOOKER_CREDENTIALS_SECRET is not set: it must be a secret version like "
+                      "projects/P/secrets/S/versions/latest")
+
+
 def build_exporter(config: Config, *, sink: Sink | None = None, credentials: LookerCredentials | None = None,
                    read_only_state: bool = False, credentials_source: str | None = None) -> Exporter:
     """Wire the real clients for ``config``: Secret Manager, Looker, Cloud Logging and the cursor store.
 
     ``credentials`` given (the CLI's credentials file, named by ``credentials_source``) replace the secret.
     """
-    if credentials is not None:
-        given = credentials
-        source = LookerSource(config.looker_base_url, config.looker_verify_ssl, config.looker_timeout_seconds,
-                              lambda: given, credentials_source=credentials_source or "the credentials file",
-                              backoff_seconds=config.retry_initial_seconds)
-    elif config.credentials_secret is not None:
-        cached = CachedCredentials(config.credentials_secret, config.secret_manager_emulator_host,
-                                   on_fetch=lambda found: mask_secret(found.client_secret))
-        source = LookerSource(config.looker_base_url, config.looker_verify_ssl, config.looker_timeout_seconds,
-                              cached, cached.forget, credentials_source=f"secret {config.credentials_secret}",
-                              backoff_seconds=config.retry_initial_seconds)
-    else:
-        raise ConfigError("LOOKER_CREDENTIALS_SECRET is not set: it must be a secret version like "
-                          "projects/P/secrets/S/versions/latest")
+    source = build_source(config, credentials=credentials, credentials_source=credentials_source)
     if sink is None:
         sink = CloudLoggingSink(logging_client(config.logging_emulator_host),
                                 batch_entries=config.write_batch_entries,

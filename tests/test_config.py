@@ -31,6 +31,7 @@ def test_defaults_and_trailing_slash() -> None:
     ("LOOKER_VERIFY_SSL", "maybe", "LOOKER_VERIFY_SSL='maybe' is invalid"),
     ("LOG_NAME", "bad name!", "LOG_NAME='bad name!' is invalid"),
     ("LOGGING_EMULATOR_HOST", "localhost", "LOGGING_EMULATOR_HOST='localhost' is invalid"),
+    ("LOOKER_QUERY_TIMEZONE", "EST5", "LOOKER_QUERY_TIMEZONE='EST5' is invalid: it must be an IANA time zone"),
 ])
 def test_bad_variable_is_named(name: str, value: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(").replace("?", r"\?")):

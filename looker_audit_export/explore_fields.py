@@ -1,0 +1,79 @@
+"""Which System Activity fields the exporter relies on, and which it can do without.
+
+An explore's real fields come from the metadata call ``lookml_model_explore("system__activity", explore,
+fields="fields")`` (``GET /api/4.0/lookml_models/{model}/explores/{explore}``, looker_sdk
+``Looker40SDK.lookml_model_explore``; each field's ``name`` is ``view.field``), which is not a query.
+``permission_set.*`` is documented in the ``event_attribute`` and ``history`` explores
+(https://cloud.google.com/looker/docs/system-activity-pages); whether the ``user`` explore joins it, and
+whether ``user.created_time`` exists, is not documented, so the exporter asks the instance.
+
+Required: what an entry cannot be right without: the id (the cursor), the time, what happened
+(name, category, status, source), who did it (user id and email, and the sudo user behind an action),
+and each attribute's owner, name and value. Optional: detail the mapping already treats as possibly
+absent: display names, permissions, an API-call flag, the content and query a history row points to,
+its runtime and message, and the ``user.created_time`` filter (it only makes the query text unique).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+#: Every field the exporter names, per explore, selected or filtered on.
+USED: Mapping[str, tuple[str, ...]] = {
+    "event": ("event.id", "event.name", "event.category", "event.created_time", "event.user_id",
+              "event.sudo_user_id", "event.is_api_call", "user.email", "user.name"),
+    "event_attribute": ("event_attribute.id", "event_attribute.event_id", "event_attribute.name",
+                        "event_attribute.value", "event.id", "event.created_time"),
+    "user": ("user.id", "user.email", "user.name", "user.created_time", "permission_set.name",
+             "permission_set.permissions"),
+    "history": ("history.id", "history.created_time", "history.completed_time", "history.status",
+                "history.source", "history.runtime", "history.result_source", "history.message",
+                "history.dashboard_id", "history.look_id", "query.id", "query.model", "query.view", "user.id",
+                "user.email", "user.name"),
+}
+#: Fields the export goes on without (each then left out of the query or its filters).
+OPTIONAL: frozenset[str] = frozenset({
+    "event.is_api_call", "user.name", "user.created_time", "permission_set.name", "permission_set.permissions",
+    "history.runtime", "history.result_source", "history.message", "history.dashboard_id", "history.look_id",
+    "query.id", "query.model", "query.view",
+})
+#: Fields the history stream can do without besides OPTIONAL (who ran a query is shown by its email).
+OPTIONAL_IN: Mapping[str, frozenset[str]] = {"history": frozenset({"user.id"})}
+#: The explores each stream reads.
+STREAM_EXPLORES: Mapping[str, tuple[str, ...]] = {"events": ("event", "event_attribute", "user"),
+                                                  "history": ("history",)}
+
+
+@dataclass(frozen=True)
+class FieldReport:
+    """What one explore lacks of the fields the exporter uses."""
+
+    explore: str
+    missing_required: tuple[str, ...]
+    missing_optional: tuple[str, ...]
+
+
+def is_optional(explore: str, name: str) -> bool:
+    return name in OPTIONAL or name in OPTIONAL_IN.get(explore, frozenset())
+
+
+def report(explore: str, available: Iterable[str]) -> FieldReport:
+    """Compare the fields the exporter uses in ``explore`` with those the instance has."""
+    have = frozenset(available)
+    missing = [name for name in USED[explore] if name not in have]
+    return FieldReport(explore, tuple(name for name in missing if not is_optional(explore, name)),
+                       tuple(name for name in missing if is_optional(explore, name)))
+
+
+def refusal(found: FieldReport) -> str:
+    """The error for required fields an instance lacks."""
+    return (f"Looker's system__activity explore {found.explore!r} has no field "
+            f"{', '.join(found.missing_required)}, which the export cannot be right without; update Looker, or "
+            "check that the API user's role can see the whole System Activity model (see_system_activity)")
+
+
+def warning(found: FieldReport) -> str:
+    """The WARNING for optional fields an instance lacks."""
+    return (f"Looker's system__activity explore {found.explore!r} has no field "
+            f"{', '.join(found.missing_optional)}; exporting without them (those details stay empty)")

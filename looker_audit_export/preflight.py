@@ -1,0 +1,281 @@
+"""``python -m looker_audit_export check``: what a Looker admin verifies before deploying, and after a change.
+
+Each check is one line, ✓ or ✗, and every ✗ says how to fix it. Nothing is changed: the Cloud Logging
+write is a dry run (``WriteLogEntriesRequest.dry_run``: "the entries won't be persisted nor exported",
+https://cloud.google.com/logging/docs/reference/v2/rpc/google.logging.v2#writelogentriesrequest), the
+cursor is only read, and the write test uses a new probe object beside it (created only if absent) that
+is deleted again. The Looker checks that decide correctness (time zone, fields) are the very code the
+function runs once per instance (``LookerSource.prepare``), so both fail with the same messages.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exceptions
+
+from . import explore_fields
+from .config import Config
+from .credentials import CredentialsError, LookerCredentials
+from .looker_source import LookerError, LookerSource, LookerUnavailable
+from .mapping import RESOURCE_TYPE, SERVICE_NAME
+from .pipeline import build_source
+from .sink import logging_client
+from .state import FileStateStore, GcsStateStore, StateError, state_store
+
+#: Looker Standard includes "up to 1,000 query-based API calls per month, along with 1,000 administrative API
+#: calls per month" (https://cloud.google.com/terms/looker/legal/customers/licensing).
+STANDARD_EDITION_QUERY_CALLS = 1_000
+DEFAULT_SCHEDULE = "*/10 * * * *"
+DAYS_A_MONTH = 30
+_LOOKER_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the checklist."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    #: An advisory check (the query budget: the edition is not known) never fails the command.
+    required: bool = True
+
+
+def render(checks: Iterable[Check]) -> str:
+    """The checklist as printed: one line per check, and the fix under each ✗."""
+    lines = []
+    for check in checks:
+        advisory = "" if check.required else " (advisory)"
+        lines.append(f"{'✓' if check.ok else '✗'} {check.name}{advisory}: {check.detail}")
+        if not check.ok and check.fix:
+            lines.append(f"    fix: {check.fix}")
+    return "\n".join(lines)
+
+
+def passed(checks: Iterable[Check]) -> bool:
+    """Whether every required check passed."""
+    return all(check.ok for check in checks if check.required)
+
+
+def run_checks(config: Config, *, credentials: LookerCredentials | None = None,
+               credentials_source: str | None = None, schedule: str | None = None) -> list[Check]:
+    """Every check, in order; Looker checks after a failed login are reported as not run."""
+    checks: list[Check] = []
+    source = build_source(config, credentials=credentials, credentials_source=credentials_source)
+    checks.extend(_looker_checks(config, source))
+    checks.append(_budget(config, schedule))
+    checks.append(_logging(config))
+    checks.append(_cursor(config))
+    return checks
+
+
+def _looker_checks(config: Config, source: LookerSource) -> list[Check]:
+    checks: list[Check] = []
+    deadline = time.monotonic() + _LOOKER_SECONDS
+    where = source.credentials_source
+    try:
+        source.credentials()
+        checks.append(Check("Credentials", True, f"{where} is readable and holds a client_id and client_secret"))
+    except CredentialsError as exc:
+        checks.append(Check("Credentials", False, str(exc), "see the message; the payload must be "
+                            '{"client_id": "...", "client_secret": "..."}'))
+        return checks + _not_run(config, "the credentials cannot be read")
+    login = _attempt("Looker login", lambda: source.login(deadline),
+                     f"logged in to {source.host} with the API3 key from {where}",
+                     "create an API3 key for an enabled user on Looker's Admin > Users page and store it there")
+    checks.append(login)
+    if not login.ok:
+        return checks + _not_run(config, "the Looker login failed")
+    checks.append(_attempt("System Activity query", lambda: source.probe(deadline),
+                           "a one-row query on system__activity/event works (1 query call)",
+                           "give the API user a role with the see_system_activity permission"))
+    for stream in config.streams:
+        for explore in explore_fields.STREAM_EXPLORES[stream]:
+            checks.append(_fields(source, explore, deadline))
+    try:
+        reading = source.time_reading(deadline)
+        checks.append(Check("Time zone", True, reading.how))
+    except (LookerError, LookerUnavailable) as exc:
+        checks.append(Check("Time zone", False, str(exc), "turn on User Specific Time Zones (Looker Admin > General > "
+                            "Settings), or set LOOKER_QUERY_TIMEZONE as the message says"))
+    return checks
+
+
+_UNREACHABLE = "check LOOKER_BASE_URL and that Looker answers from here (network, allowlist), then check again"
+
+
+def _attempt(name: str, call: Callable[[], Any], success: str, fix: str) -> Check:
+    try:
+        call()
+    except LookerUnavailable as exc:
+        return Check(name, False, str(exc), _UNREACHABLE)
+    except LookerError as exc:
+        return Check(name, False, str(exc), fix)
+    return Check(name, True, success)
+
+
+def _fields(source: LookerSource, explore: str, deadline: float) -> Check:
+    name = f"Fields of {explore}"
+    try:
+        found = explore_fields.report(explore, source.explore_fields(explore, deadline))
+    except (LookerError, LookerUnavailable) as exc:
+        return Check(name, False, str(exc), "give the API user access to the system__activity model")
+    used = len(explore_fields.USED[explore])
+    if found.missing_required:
+        return Check(name, False, explore_fields.refusal(found),
+                     "the export refuses to run without them; update Looker or the API user's role")
+    if found.missing_optional:
+        present = used - len(found.missing_optional)
+        return Check(name, True, f"{present} of the {used} fields used exist, every required one; lacks optional "
+                                 f"{', '.join(found.missing_optional)}: exported without, with one WARNING")
+    return Check(name, True, f"all {used} fields the exporter uses exist")
+
+
+def _not_run(config: Config, why: str) -> list[Check]:
+    names = ["System Activity query", *(f"Fields of {explore}" for stream in config.streams
+                                         for explore in explore_fields.STREAM_EXPLORES[stream]), "Time zone"]
+    return [Check(name, False, f"not run: {why}", "fix the check above first") for name in names]
+
+
+# ------------------------------------------------------------------------------------------ query budget
+def runs_per_day(schedule: str) -> int:
+    """Runs a day of a cron schedule (minute and hour fields; every day assumed). ValueError if unreadable."""
+    parts = schedule.split()
+    if len(parts) != 5:
+        raise ValueError(f"{schedule!r} is not a five-field cron schedule")
+    return _count(parts[0], 0, 59) * _count(parts[1], 0, 23)
+
+
+def _count(text: str, low: int, high: int) -> int:
+    values: set[int] = set()
+    for item in text.split(","):
+        span, _, step_text = item.partition("/")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            first, last = low, high
+        elif "-" in span:
+            first, last = (int(part) for part in span.split("-", 1))
+        else:
+            first = int(span)
+            last = high if step_text else first
+        if step < 1 or not low <= first <= last <= high:
+            raise ValueError(f"{item!r} is out of range {low}-{high}")
+        values.update(range(first, last + 1, step))
+    return len(values)
+
+
+def _budget(config: Config, schedule: str | None) -> Check:
+    name = "Looker query budget"
+    assumed = schedule is None
+    schedule = schedule or DEFAULT_SCHEDULE
+    try:
+        runs = runs_per_day(schedule) * DAYS_A_MONTH
+    except ValueError as exc:
+        return Check(name, False, f"cannot read the schedule: {exc}", "pass --schedule like '*/30 * * * *'",
+                     required=False)
+    per_run = _calls_per_run(config.streams)
+    low, high = runs * len(config.streams), runs * per_run
+    said = f"{schedule!r}{' (assumed: the Terraform default; pass --schedule)' if assumed else ''}"
+    detail = (f"{said} is {runs:,} runs a month; with {', '.join(config.streams)} that is {low:,} query calls "
+              f"(nothing new) to {high:,} (new events every run), against the {STANDARD_EDITION_QUERY_CALLS:,} a "
+              "month of Looker (Google Cloud core) Standard edition; each new function instance also makes "
+              f"{1 + sum(len(explore_fields.STREAM_EXPLORES[s]) for s in config.streams)} metadata calls "
+              "(settings, explore fields): not queries, but they may count against the edition's 1,000 "
+              "administrative API calls")
+    if high > STANDARD_EDITION_QUERY_CALLS:
+        hours = _fitting_hours(per_run)
+        return Check(name, False, detail, f"on Standard edition, run every {hours} hours or less often (Terraform: "
+                     f"schedule = \"0 */{hours} * * *\"); Enterprise and Embed editions include more",
+                     required=False)
+    return Check(name, True, detail, required=False)
+
+
+def _calls_per_run(streams: Iterable[str]) -> int:
+    """Query calls of one run at most (one page each): events with attributes and users, history."""
+    return sum(3 if stream == "events" else 1 for stream in streams)
+
+
+def _fitting_hours(per_run: int) -> int:
+    """The shortest whole-hour interval whose runs stay within the Standard budget even when busy."""
+    hours = 1
+    while DAYS_A_MONTH * (24 // hours) * per_run > STANDARD_EDITION_QUERY_CALLS:
+        hours += 1
+    while 24 % hours:  # "*/h" in cron's hour field restarts at midnight: keep the interval even
+        hours += 1
+    return hours
+
+
+# ------------------------------------------------------------------------------------------ Cloud Logging
+def _logging(config: Config) -> Check:
+    name = "Cloud Logging write"
+    log_name = config.log_resource_name
+    entry = {"log_name": log_name, "text_payload": "looker_audit_export check (dry run, not stored)",
+             "resource": {"type": RESOURCE_TYPE, "labels": {"service": SERVICE_NAME, "method": "check"}}}
+    try:
+        client = logging_client(config.logging_emulator_host)
+        client.write_log_entries(request={"entries": [entry], "dry_run": True}, timeout=30)
+    except gexc.PermissionDenied as exc:
+        return Check(name, False, f"WriteLogEntries to {log_name} was refused: {exc.message}",
+                     f"grant this identity roles/logging.logWriter on project {config.project} (Terraform grants "
+                     "it to the function's service account)")
+    except auth_exceptions.DefaultCredentialsError:
+        return Check(name, False, "no Google credentials found",
+                     "run `gcloud auth application-default login`, or run check as the function's service account")
+    except gexc.GoogleAPICallError as exc:
+        return Check(name, False, f"WriteLogEntries to {log_name} failed: {exc.code} {exc.message}",
+                     "check the project ID and that the Cloud Logging API is enabled")
+    return Check(name, True, f"WriteLogEntries (dry run, nothing stored) accepted for {log_name}")
+
+
+# ------------------------------------------------------------------------------------------ the cursor
+def probe_uri(state_uri: str) -> str:
+    """A new object beside the cursor, never the name of a cursor (``state.json``, ``backfill-*.json``)."""
+    directory = state_uri.rsplit("/", 1)[0] if "/" in state_uri else "."
+    return f"{directory}/preflight-probe-{uuid.uuid4().hex}.json"
+
+
+def _cursor(config: Config) -> Check:
+    name = "Cursor location"
+    if config.state_uri is None:
+        return Check(name, True, "STATE_URI is not set: this local run keeps no cursor")
+    emulator = bool(os.environ.get("STORAGE_EMULATOR_HOST"))
+    try:
+        stored, _ = state_store(config.state_uri, config.project, emulator=emulator,
+                                retry_initial_seconds=config.retry_initial_seconds).load()
+    except StateError as exc:
+        return Check(name, False, str(exc), "create the bucket, or grant the function's service account "
+                                           "roles/storage.objectUser on it (Terraform does)")
+    except auth_exceptions.DefaultCredentialsError:
+        return Check(name, False, "no Google credentials found",
+                     "run `gcloud auth application-default login`, or run check as the function's service account")
+    probe = probe_uri(config.state_uri)
+    store = state_store(probe, config.project, emulator=emulator, retry_initial_seconds=config.retry_initial_seconds)
+    try:
+        store.save(b'{"probe": "looker_audit_export check; safe to delete"}', 0)  # only if the name is free
+    except StateError as exc:
+        return Check(name, False, f"the cursor can be read but not written: {exc}",
+                     "grant the function's service account roles/storage.objectUser on the bucket (Terraform does)")
+    try:
+        _delete(store)
+    except (gexc.GoogleAPIError, OSError) as exc:
+        return Check(name, False, f"the probe {probe} was written but could not be deleted: {exc}",
+                     f"delete {probe} by hand, and grant storage.objects.delete on the bucket")
+    state = "no cursor yet, the first run starts it" if stored is None else "a cursor is there"
+    return Check(name, True, f"{config.state_uri} is readable ({state}); a probe beside it was written and "
+                             "deleted again")
+
+
+def _delete(store: Any) -> None:
+    if isinstance(store, GcsStateStore):
+        store.bucket.blob(store.blob_name).delete(timeout=30)
+    elif isinstance(store, FileStateStore):
+        Path(store.path).unlink()

@@ -1,0 +1,265 @@
+"""What the Looker instance is like: its time zone settings and its System Activity fields, over the wire.
+
+With User Specific Time Zones off, Looker reads filters and returns datetimes in the instance's zone and
+ignores ``query_timezone`` (https://cloud.google.com/looker/docs/using-time-zone-settings); the exporter must
+still write every event at its true UTC time, DST changes included, or refuse.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import Stack
+
+from emulators.looker_data import SystemActivity
+from looker_audit_export.config import Config
+from looker_audit_export.mapping import parse_looker_time
+from looker_audit_export.pipeline import Exporter, ExportError, build_exporter
+from looker_audit_export.sink import JsonLinesSink
+from looker_audit_export.timezones import local_bound, zone_info
+
+NEW_YORK = "America/New_York"
+#: US DST ends 2026-11-01 06:00 UTC (02:00 EDT becomes 01:00 EST: 01:00-01:59 happens twice) and
+#: starts 2026-03-08 07:00 UTC (02:00 EST becomes 03:00 EDT: 02:00-02:59 never happens).
+FALL_BACK = datetime(2026, 11, 1, 6, tzinfo=UTC)
+SPRING_FORWARD = datetime(2026, 3, 8, 7, tzinfo=UTC)
+
+
+def around(change: datetime, *, step_minutes: int = 7) -> SystemActivity:
+    """An event every few minutes from 3 hours before a DST change to 3 hours after, ids in time order."""
+    data = SystemActivity()
+    data.add_user(1, "ana@example.com", "Ana", {"Admin": ("see_system_activity",)})
+    moment = change - timedelta(hours=3)
+    while moment < change + timedelta(hours=3):
+        data.add_event("login", created=moment, user_id=1, attributes={"type": "email"})
+        moment += timedelta(minutes=step_minutes)
+    return data
+
+
+def at(exporter: Exporter, now: datetime, data: SystemActivity | None = None) -> Exporter:
+    """The exporter (and its Looker source) running at ``now``; ``data`` then shows only events before it."""
+    exporter.clock = exporter.source.clock = lambda: now
+    if data is not None:
+        data.reveal_all()
+        data.hide_after(max((e.id for e in data.events_after(-1) if e.created <= now), default=0))
+    return exporter
+
+
+#: The entries the exporters of a test wrote, as JSON lines: Cloud Logging would not keep entries dated
+#: more than 30 days back, and the DST changes tested are fixed dates, so the dry-run sink holds them.
+WRITTEN = io.StringIO()
+
+
+def new_exporter(stack: Stack, **overrides: str) -> Exporter:
+    """A fresh exporter (a cold instance) writing to WRITTEN instead of Cloud Logging."""
+    return build_exporter(Config.from_env({**stack.env, **overrides}), sink=JsonLinesSink(WRITTEN))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_output() -> None:
+    WRITTEN.seek(0)
+    WRITTEN.truncate()
+
+
+def written() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in WRITTEN.getvalue().splitlines()]
+
+
+def written_times(stack: Stack) -> dict[int, datetime]:
+    """Each written event's entry timestamp, by event id."""
+    times = {int(entry["insertId"].rsplit("-", 1)[1]): parse_looker_time(entry["timestamp"]) for entry in written()
+             if "-event-" in entry["insertId"]}
+    return {number: moment for number, moment in times.items() if moment is not None}
+
+
+def true_times(stack: Stack) -> dict[int, datetime]:
+    return {event.id: event.created for event in stack.data.events_after(-1)}
+
+
+def sparse_second_pass() -> SystemActivity:
+    """Two events at 01:12 and 01:20 EST and nothing before them: either could be EDT."""
+    data = SystemActivity()
+    for minutes in (12, 20):
+        data.add_event("logout", created=FALL_BACK + timedelta(minutes=minutes))
+    return data
+
+
+@pytest.fixture
+def data(request: pytest.FixtureRequest) -> SystemActivity:
+    """Events around the fall-back change, or around the change (or from the builder) a test passes."""
+    param = getattr(request, "param", FALL_BACK)
+    return param() if callable(param) else around(param)
+
+
+@pytest.mark.parametrize("page_size", ["5000", "4"])
+def test_user_time_zones_off_fall_back_every_event_at_its_true_time(stack: Stack, page_size: str) -> None:
+    stack.looker.set_time_zones(False, NEW_YORK)
+    summary = at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600", PAGE_SIZE=page_size),
+                 FALL_BACK + timedelta(hours=4)).run()
+    assert summary.caught_up
+    assert written_times(stack) == true_times(stack)  # the repeated hour 01:00-01:59 placed by id order
+
+
+def test_the_bug_it_fixes_the_utc_window_read_as_new_york_time_missed_everything(stack: Stack) -> None:
+    """Looker ignores query_timezone here: the same rows come back as New York wall times, filters too."""
+    stack.looker.set_time_zones(False, NEW_YORK)
+    at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="60"), FALL_BACK + timedelta(hours=3, minutes=5)).run()
+    times = written_times(stack)
+    assert times and all(times[number] == true for number, true in true_times(stack).items() if number in times)
+    assert min(times.values()) >= FALL_BACK + timedelta(hours=2)  # the last hour, not five hours earlier
+
+
+def test_runs_every_ten_minutes_through_the_repeated_hour_on_one_instance(stack: Stack) -> None:
+    stack.looker.set_time_zones(False, NEW_YORK)
+    exporter = new_exporter(stack, INITIAL_LOOKBACK_MINUTES="200", SETTLE_SECONDS="0")
+    now = FALL_BACK - timedelta(minutes=25)
+    while now < FALL_BACK + timedelta(hours=3, minutes=10):
+        at(exporter, now, stack.data).run()
+        now += timedelta(minutes=10)
+    stack.data.reveal_all()
+    assert written_times(stack) == true_times(stack)
+
+
+def test_a_new_instance_in_the_second_pass_reads_the_rows_before_its_cursor(stack: Stack) -> None:
+    stack.looker.set_time_zones(False, NEW_YORK)
+    at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="200", SETTLE_SECONDS="0"), FALL_BACK - timedelta(minutes=1),
+       stack.data).run()
+    # A new instance, 30 minutes into the second pass: its rows read 01:04 to 01:27 and none of them steps
+    # back in time; both readings (EDT and EST) are past. The rows before its cursor (01:xx EDT) tell.
+    cold = at(new_exporter(stack, SETTLE_SECONDS="0"), FALL_BACK + timedelta(minutes=30), stack.data)
+    calls = stack.looker.stats()["query_calls"]
+    cold.run()
+    stack.data.reveal_all()
+    before_now = {number: moment for number, moment in true_times(stack).items()
+                  if moment < FALL_BACK + timedelta(minutes=30)}
+    assert written_times(stack) == before_now
+    assert stack.looker.stats()["query_calls"] - calls == 4  # page, the rows before the cursor, attributes, users
+
+
+@pytest.mark.parametrize("data", [sparse_second_pass], indirect=True)
+def test_a_repeated_hour_nothing_can_place_refuses_and_writes_nothing(stack: Stack) -> None:
+    stack.looker.set_time_zones(False, NEW_YORK)
+    with pytest.raises(ExportError, match=r"repeated hour of America/New_York.*Turn on User Specific Time Zones"):
+        at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="60"), FALL_BACK + timedelta(minutes=40)).run()
+    assert written() == [] and stack.cursor() == {}
+
+
+@pytest.mark.parametrize("data", [SPRING_FORWARD], indirect=True)
+def test_user_time_zones_off_spring_forward_every_event_at_its_true_time(stack: Stack) -> None:
+    stack.looker.set_time_zones(False, NEW_YORK)
+    at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600", PAGE_SIZE="7"), SPRING_FORWARD + timedelta(hours=4)).run()
+    assert written_times(stack) == true_times(stack)
+
+
+def test_filter_bounds_in_a_repeated_hour_keep_every_event_under_both_readings() -> None:
+    zone = zone_info(NEW_YORK)
+    for moment in (FALL_BACK - timedelta(minutes=30), FALL_BACK + timedelta(minutes=30)):  # 01:30 EDT, 01:30 EST
+        lower = datetime.fromisoformat(local_bound(moment, zone, widen="earlier"))
+        upper = datetime.fromisoformat(local_bound(moment, zone, widen="later"))
+        assert all(lower.replace(tzinfo=zone, fold=fold) <= moment for fold in (0, 1))
+        assert all(upper.replace(tzinfo=zone, fold=fold) >= moment for fold in (0, 1))
+    assert local_bound(FALL_BACK + timedelta(minutes=30), zone, widen="earlier") == "2026-11-01 01:30:00"
+    assert local_bound(FALL_BACK - timedelta(minutes=30), zone, widen="later") == "2026-11-01 01:30:00"
+
+
+@pytest.mark.parametrize("data", [SPRING_FORWARD], indirect=True)
+def test_a_wall_time_inside_the_spring_gap_is_an_error_row_not_a_shifted_time(stack: Stack) -> None:
+    stack.looker.set_time_zones(False, NEW_YORK)
+    victim = next(event.id for event in stack.data.events_after(-1) if event.created >= SPRING_FORWARD)
+    stack.looker.tamper(victim, {"event.created_time": "2026-03-08 02:30:00"})  # no such time in New York
+    at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600"), SPRING_FORWARD + timedelta(hours=4)).run()
+    entry = next(e for e in written() if e["insertId"].endswith(f"-{victim}"))
+    assert "not a time in America/New_York: inside its daylight-saving gap" in json.dumps(entry["protoPayload"])
+    assert entry["severity"] == "WARNING"
+    assert parse_looker_time(entry["timestamp"]) not in (datetime(2026, 3, 8, 6, 30, tzinfo=UTC),
+                                                         datetime(2026, 3, 8, 7, 30, tzinfo=UTC))
+    others = {k: v for k, v in written_times(stack).items() if k != victim}
+    assert others == {k: v for k, v in true_times(stack).items() if k != victim}
+
+
+def test_settings_forbidden_without_the_variable_refuses_naming_setting_and_variable(stack: Stack) -> None:
+    stack.looker.forbid_settings()
+    with pytest.raises(ExportError) as failure:
+        at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600"), FALL_BACK + timedelta(hours=4)).run()
+    message = str(failure.value)
+    assert "HTTP 403 on GET /api/4.0/setting" in message and "LOOKER_QUERY_TIMEZONE" in message
+    assert "User Specific Time Zones" in message
+    assert written() == [] and stack.cursor() == {}
+    assert stack.looker.stats()["query_calls"] == 0  # refused before any query
+
+
+def test_settings_forbidden_with_the_variable_reads_times_in_that_zone(stack: Stack) -> None:
+    stack.looker.forbid_settings()
+    stack.looker.set_time_zones(False, NEW_YORK)
+    at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600", LOOKER_QUERY_TIMEZONE=NEW_YORK),
+       FALL_BACK + timedelta(hours=4)).run()
+    assert written_times(stack) == true_times(stack)
+
+
+def test_the_variable_contradicting_readable_settings_refuses(stack: Stack) -> None:
+    stack.looker.set_time_zones(False, NEW_YORK)
+    with pytest.raises(ExportError, match="LOOKER_QUERY_TIMEZONE=UTC disagrees with Looker's settings"):
+        at(new_exporter(stack, LOOKER_QUERY_TIMEZONE="UTC"), FALL_BACK + timedelta(hours=4)).run()
+    assert written() == []
+
+
+def test_settings_are_read_once_per_instance(stack: Stack) -> None:
+    exporter = at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600"), FALL_BACK + timedelta(hours=4))
+    exporter.run()
+    stack.looker.forbid_settings()  # a second run would now fail if it asked again
+    exporter.run()
+    assert written_times(stack) == true_times(stack)
+
+
+# ------------------------------------------------------------------ fields that may not be there
+def test_a_missing_optional_field_exports_without_it_with_one_warning(stack: Stack,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    stack.looker.lack_field("permission_set.permissions", "user")
+    stack.looker.lack_field("user.created_time", "user")
+    exporter = at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600"), FALL_BACK + timedelta(hours=4))
+    with caplog.at_level(logging.WARNING):
+        exporter.run()
+        exporter.run()
+    warnings = [r.getMessage() for r in caplog.records if "exporting without them" in r.getMessage()]
+    assert warnings == ["Looker's system__activity explore 'user' has no field user.created_time, "
+                        "permission_set.permissions; exporting without them (those details stay empty)"]
+    assert written_times(stack) == true_times(stack)
+    entry = written()[0]["protoPayload"]
+    assert entry["authenticationInfo"]["principalEmail"] == "ana@example.com"
+    assert "authorizationInfo" not in entry  # no permissions to show, and no failed run
+
+
+def test_a_missing_required_field_refuses_naming_it(stack: Stack) -> None:
+    stack.looker.lack_field("event.sudo_user_id")
+    with pytest.raises(ExportError, match=r"explore 'event' has no field event\.sudo_user_id"):
+        at(new_exporter(stack), FALL_BACK + timedelta(hours=4)).run()
+    assert written() == [] and stack.looker.stats()["query_calls"] == 0
+
+
+def history_around_fall_back() -> SystemActivity:
+    """Query history every 11 minutes across the fall-back change, each query running 90 seconds."""
+    data = around(FALL_BACK)
+    moment = FALL_BACK - timedelta(hours=3)
+    while moment < FALL_BACK + timedelta(hours=3):
+        data.add_history(created=moment, source="api4", user_id=1, runtime=90.0)
+        moment += timedelta(minutes=11)
+    return data
+
+
+@pytest.mark.parametrize("data", [history_around_fall_back], indirect=True)
+def test_query_history_times_across_the_fall_back_are_true_too(stack: Stack) -> None:
+    stack.looker.set_time_zones(False, NEW_YORK)
+    at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600", EXPORT_STREAMS="events,history", PAGE_SIZE="5"),
+       FALL_BACK + timedelta(hours=4)).run()
+    entries = [e for e in written() if "-history-" in e["insertId"]]
+    started = FALL_BACK - timedelta(hours=3)
+    expected = [started + timedelta(minutes=11 * index) for index in range(len(entries))]
+    assert len(entries) == 33
+    assert [parse_looker_time(e["timestamp"]) for e in entries] == expected
+    completed = [parse_looker_time(e["protoPayload"]["response"]["completed_time"]) for e in entries]
+    assert completed == [moment + timedelta(seconds=90) for moment in expected]
