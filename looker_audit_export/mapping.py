@@ -365,11 +365,11 @@ def _looker_plan(names: tuple[Any, ...]) -> tuple[tuple[bytes, int, int], ...] |
 
 def _looker_item(key: str, value: Any) -> bytes:
     """One ``field`` item of a ``view.field`` name that splits, the id exact."""
-    field, is_id = _field_of(key)
+    field, is_id, unique = _field_of(key)
     kind = type(value)
     exact = (str(value) if kind is int else _exact_id(value)) if is_id else value
     found = protowire.struct_entry(field, _value_bytes(exact))
-    if kind in _CACHED_TYPES:
+    if kind in _CACHED_TYPES and not unique:
         if len(_LOOKER_ITEMS) >= _ITEM_CACHE_SIZE:
             _LOOKER_ITEMS.clear()
         _LOOKER_ITEMS[key, kind, value] = found
@@ -377,10 +377,11 @@ def _looker_item(key: str, value: Any) -> bytes:
 
 
 @lru_cache(maxsize=1024)
-def _field_of(key: str) -> tuple[bytes, bool]:
-    """The ``struct_key`` of the field part of a ``view.field`` name, and whether it holds an id."""
+def _field_of(key: str) -> tuple[bytes, bool, bool]:
+    """The ``struct_key`` of the field part of a ``view.field`` name, whether it holds an id, and whether
+    that is the view's own id (``event.id``), new in every row: not worth a place in the cache."""
     field = key.partition(".")[2]
-    return _struct_key(field), _is_id(field)
+    return _struct_key(field), _is_id(field), field == "id"
 
 
 def _set_struct(struct: Any, values: Mapping[str, Any]) -> None:
@@ -642,7 +643,7 @@ def to_history_entry(row: Mapping[str, Any], ctx: EntryContext) -> Message:
 
     ``methodName`` is ``lookerapp.query.<source>``, the principal is the user's email, ``status``
     follows ``history.status`` (errors at severity ERROR), ``response`` holds the query's model, view,
-    runtime, result source, dashboard and look ids, and the raw row under ``looker``.
+    runtime, result source, dashboard and look ids, and the raw row under ``looker`` (nested as ``nest_row`` does).
     """
     host = ctx.looker_host
     number = whole_number(row.get("history.id"))
