@@ -741,10 +741,11 @@ def shrink(entry: Message, limit: int) -> Message:
     response = audit.response
     recorded = response.fields["truncated"].struct_value.fields if "truncated" in response.fields else {}
     cuts = [_cut(path, value, recorded) for path, value in _strings(response) if path[0] != "truncated"]
-    need = entry.ByteSize() - limit + (0 if recorded else _TRUNCATED_BYTES)
+    over = entry.ByteSize() - limit
+    need = over + (0 if recorded else _TRUNCATED_BYTES)
     smaller = LogEntryPb()
     smaller.CopyFrom(entry)
-    for _ in range(4):  # the sizes are estimates: when the result is still over, free what is missing too
+    for _ in range(4 if over > 0 else 0):  # sizes are estimates: while still over, free what is missing too
         if need <= 0 or not cuts:
             break
         level, floors = _level(cuts, need)

@@ -360,3 +360,9 @@ def test_any_event_fits_and_every_value_is_whole_or_keeps_its_start(attrs: dict[
         original = strings({"attributes": attrs, "looker": looker_shape(dict(event.row))})
         assert_fair(cut, [text for path, text in original.items() if path not in cut])
     check_cut(event, shrink(entry, SHRUNK_ENTRY_BYTES), SHRUNK_ENTRY_BYTES)
+
+
+def test_an_entry_that_fits_is_not_cut() -> None:
+    entry = to_log_entry(LookerEvent(row(), [("sql", "s" * 90_000)]), CONTEXT)
+    assert shrink(entry, entry.ByteSize()) == entry
+    assert shrink(entry, entry.ByteSize() - 1).ByteSize() < entry.ByteSize()
