@@ -748,7 +748,7 @@ def shrink(entry: Message, limit: int) -> Message:
     for _ in range(4 if over > 0 else 0):  # sizes are estimates: while still over, free what is missing too
         if need <= 0 or not cuts:
             break
-        level, floors = _level(cuts, need)
+        level, floors = _water_level(cuts, need)
         records: dict[str, float] = {}
         for cut in cuts:
             kept = max(level, cut.floor) if floors else level
@@ -776,7 +776,7 @@ def _cut(path: tuple[str, ...], value: Any, recorded: Any) -> _Cut:
     return _Cut(value, name, len(text), text.encode(), len(text[:MIN_KEPT_CHARS].encode()), _MARK_BYTES + record)
 
 
-def _level(cuts: Sequence[_Cut], need: int) -> tuple[int, bool]:
+def _water_level(cuts: Sequence[_Cut], need: int) -> tuple[int, bool]:
     """The highest level (in bytes) at which cutting frees ``need`` bytes, and whether the floors hold."""
     for floors in (True, False):
         if sum(cut.freed(0, floors) for cut in cuts) >= need:
