@@ -31,7 +31,8 @@ _AUDIT_LOG_TYPE_URL = "type.googleapis.com/google.cloud.audit.AuditLog"
 
 SERVICE_NAME = "looker.googleapis.com"
 RESOURCE_TYPE = "audited_resource"
-# Cloud Logging refuses entries over 256 KiB; keep a margin for request framing.
+# Cloud Logging refuses entries over 256 KB, a limit it measures, approximately, on its internal form
+# (https://cloud.google.com/logging/quotas); keep a margin.
 MAX_ENTRY_BYTES = 250_000
 #: What an entry that Cloud Logging still refused is shrunk to before it is written again.
 SHRUNK_ENTRY_BYTES = 100_000
@@ -250,7 +251,7 @@ def _struct(values: Mapping[Any, Any]) -> bytes:
 
 def _struct_item(key: str, value: Any) -> bytes:
     """One serialised ``Struct`` field, ``key`` cleaned and ``value`` converted as ``_value_bytes`` does."""
-    found = protowire.struct_entry(_struct_key(key), _value_bytes(value))
+    found = protowire.struct_entry(_struct_key(key), _value_bytes(_exact_id(value) if _is_id(key) else value))
     kind = type(value)
     if kind in _CACHED_TYPES:
         if len(_ITEM_CACHE) >= _ITEM_CACHE_SIZE:
@@ -264,6 +265,111 @@ def _struct_key(key: str) -> bytes:
     return protowire.struct_key(clean_text(key))
 
 
+def _is_id(name: str) -> bool:
+    """Whether a field or attribute ``name`` holds a Looker id (``id``, ``user_id``, ...)."""
+    return name == "id" or name.endswith("_id")
+
+
+def _exact_id(value: Any) -> Any:
+    """An id that is a whole number as its decimal string, exact at any size (a ``Struct`` number is a double);
+    anything else (a string id, a fraction, a list of ids) as it is, a list item by item."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = whole_number(value)
+        return value if number is None else str(number)
+    if isinstance(value, list | tuple):
+        return [_exact_id(item) for item in value]
+    return value
+
+
+def _split(key: str) -> tuple[str, str] | None:
+    """``view.field`` as ``(view, field)``; None for a name that does not split (no dot, or an empty part)."""
+    view, _, field = key.partition(".")
+    return (view, field) if view and field else None
+
+
+def nest_row(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """Looker's ``view.field`` row as ``{view: {field: value}}``, ids exact (see ``_exact_id``), values for a
+    ``Struct`` (``_json_value``). A name that does not split stays at the top as sent; so do the ``view.field``
+    names of a view that is also a name of its own, so that nothing is lost."""
+    plain = {clean_text(str(key)) for key in row if _split(clean_text(str(key))) is None}
+    nested: dict[str, Any] = {}
+    for raw_key, value in row.items():
+        key = clean_text(str(raw_key))
+        parts = _split(key)
+        if parts is None or parts[0] in plain:
+            nested[key] = _json_value(_exact_id(value) if _is_id(key.rpartition(".")[2]) else value)
+        else:
+            view, field = parts
+            nested.setdefault(view, {})[field] = _json_value(_exact_id(value) if _is_id(field) else value)
+    return nested
+
+
+#: How the rows with these names nest (see ``_looker_plan``); rows of a query share their names.
+_LOOKER_PLANS: dict[tuple[Any, ...], tuple[tuple[bytes, int, int], ...] | None] = {}
+#: The serialised ``field`` items of the ``looker`` struct, by raw ``view.field`` name and value.
+_LOOKER_ITEMS: dict[tuple[str, type, Any], bytes] = {}
+
+
+def _looker(row: Mapping[Any, Any]) -> bytes:
+    """The serialised ``looker`` ``Struct`` of a row, as ``nest_row`` builds it, common rows from cached parts."""
+    names = tuple(row)
+    try:
+        plan = _LOOKER_PLANS[names]
+    except KeyError:
+        plan = _looker_plan(names)
+    if plan is None:
+        return _struct(nest_row(row))
+    cached = _LOOKER_ITEMS.get
+    try:  # the cache first, without a call per item
+        items = [cached((key, type(value), value)) or _looker_item(key, value) for key, value in row.items()]
+    except TypeError:  # an unhashable value (a JSON list or object)
+        items = [_looker_item(key, value) for key, value in row.items()]
+    nested = protowire.struct_entry_of_struct
+    return b"".join([nested(view, b"".join(items[start:end])) for view, start, end in plan])
+
+
+def _looker_plan(names: tuple[Any, ...]) -> tuple[tuple[bytes, int, int], ...] | None:
+    """Each view's key and the slice of the row's items it holds, when every name splits and each view's
+    names are together (as Looker sends them); else None, and the row takes ``nest_row``."""
+    plan: list[tuple[bytes, int, int]] = []
+    views: list[str] = []
+    for index, name in enumerate(names):
+        parts = _split(name) if type(name) is str else None
+        if parts is None or (parts[0] in views and parts[0] != views[-1]):
+            plan = []
+            break
+        if not views or parts[0] != views[-1]:
+            views.append(parts[0])
+            plan.append((_struct_key(parts[0]), index, index))
+        plan[-1] = (plan[-1][0], plan[-1][1], index + 1)
+    found = tuple(plan) if plan or not names else None
+    if len(_LOOKER_PLANS) >= 256:
+        _LOOKER_PLANS.clear()
+    _LOOKER_PLANS[names] = found
+    return found
+
+
+def _looker_item(key: str, value: Any) -> bytes:
+    """One ``field`` item of a ``view.field`` name that splits, the id exact."""
+    field, is_id, unique = _field_of(key)
+    kind = type(value)
+    exact = (str(value) if kind is int else _exact_id(value)) if is_id else value
+    found = protowire.struct_entry(field, _value_bytes(exact))
+    if kind in _CACHED_TYPES and not unique:
+        if len(_LOOKER_ITEMS) >= _ITEM_CACHE_SIZE:
+            _LOOKER_ITEMS.clear()
+        _LOOKER_ITEMS[key, kind, value] = found
+    return found
+
+
+@lru_cache(maxsize=1024)
+def _field_of(key: str) -> tuple[bytes, bool, bool]:
+    """The ``struct_key`` of the field part of a ``view.field`` name, whether it holds an id, and whether
+    that is the view's own id (``event.id``), new in every row: not worth a place in the cache."""
+    field = key.partition(".")[2]
+    return _struct_key(field), _is_id(field), field == "id"
+
+
 def _set_struct(struct: Any, values: Mapping[str, Any]) -> None:
     fields = struct.fields
     for key, value in values.items():
@@ -273,6 +379,12 @@ def _set_struct(struct: Any, values: Mapping[str, Any]) -> None:
 def _token(value: Any, default: str) -> str:
     text = _TOKEN.sub("_", str(value)[:MAX_TOKEN_CHARS].lower()).strip("_") if value not in (None, "") else ""
     return text or default
+
+
+def _name(value: Any) -> Any:
+    """A user's name for the principal: capped like other free text outside ``response`` (which keeps it
+    whole under ``looker.user.name``); None when there is none."""
+    return None if value is None else _capped(value) if isinstance(value, str) else _json_value(value)
 
 
 def _capped(value: Any) -> str:
@@ -379,12 +491,12 @@ def _who(host: str, user_id: int | None, user: LookerUser | None, sudo_id: int |
     if email:
         auth.principal_email = _capped(email)
         auth.principal_subject = f"user:{auth.principal_email}"
-    principal: dict[str, Any] = {"looker_user_id": user_id,
-                                 "looker_user_name": _json_value(row_name or (user and user.name))}
+    principal: dict[str, Any] = {"looker_user_id": _exact_id(user_id),
+                                 "looker_user_name": _name(row_name or (user and user.name))}
     if sudo_id is not None:
-        principal["looker_sudo_user_id"] = sudo_id
+        principal["looker_sudo_user_id"] = _exact_id(sudo_id)
         delegation = auth.service_account_delegation_info.add()
-        delegation.first_party_principal.service_metadata.update({"looker_user_id": sudo_id})
+        delegation.first_party_principal.service_metadata.update({"looker_user_id": _exact_id(sudo_id)})
         if sudo_user and sudo_user.email:
             delegation.first_party_principal.principal_email = _capped(sudo_user.email)
             delegation.principal_subject = f"user:{_capped(sudo_user.email)}"
@@ -451,7 +563,7 @@ def _status_field(status: str) -> bytes:
 
 _TIMESTAMP, _INSERT_ID, _PROTO_PAYLOAD = protowire.tag(9), protowire.tag(4), protowire.tag(2)
 _RESOURCE_NAME, _RESPONSE, _ANY_VALUE = protowire.tag(11), protowire.tag(17), protowire.tag(2)
-_ANY_TYPE_URL = protowire.field(protowire.tag(1), _AUDIT_LOG_TYPE_URL.encode())
+_ANY_HEAD = protowire.field(protowire.tag(1), _AUDIT_LOG_TYPE_URL.encode()) + _ANY_VALUE
 _ATTRIBUTES, _LOOKER, _EXPORT_PROBLEMS = map(protowire.struct_key, ("attributes", "looker", "export_problems"))
 
 
@@ -488,25 +600,27 @@ def log_entry_bytes(event: LookerEvent, ctx: EntryContext) -> bytes:
         problems.append("event.name is missing")
 
     host = ctx.looker_host
-    response = [protowire.struct_entry(_ATTRIBUTES, protowire.field(protowire.STRUCT_VALUE, _struct(attributes))),
-                protowire.struct_entry(_LOOKER, protowire.field(protowire.STRUCT_VALUE, _struct(row)))]
-    if problems:
-        response.append(protowire.struct_entry(_EXPORT_PROBLEMS, _value_bytes(problems)))
+    attributes_item = protowire.struct_entry_of_struct(_ATTRIBUTES, _struct(attributes))
+    looker_item = protowire.struct_entry_of_struct(_LOOKER, _looker(row))
+    problems_item = protowire.struct_entry(_EXPORT_PROBLEMS, _value_bytes(problems)) if problems else b""
     status = attributes.get("status")
     audit = b"".join((
         kind.audit_head,
         protowire.field(_RESOURCE_NAME, _resource_name(host, attributes).encode()),
         _status_field(status) if isinstance(status, str) and status else b"",
-        protowire.field(_RESPONSE, b"".join(response)),
+        _RESPONSE, protowire.varint(len(attributes_item) + len(looker_item) + len(problems_item)),
+        attributes_item, looker_item, problems_item,
         _who_cached(host, row, ctx.users),
     ))
     ident = f"looker-{host}-event-{number}" if number is not None else insert_id(host, row)
+    audit_length = protowire.varint(len(audit))
     entry = b"".join((
         _entry_head(ctx.log_name, host, kind, WARNING if problems else _level(kind, row),
                     ctx.exporter_user_id is not None and is_exporter(row.get("event.user_id"), ctx)),
         protowire.field(_INSERT_ID, ident.encode()),
         _timestamp_field(*(created or _seconds(ctx.fallback_time))),
-        protowire.field(_PROTO_PAYLOAD, _ANY_TYPE_URL + protowire.field(_ANY_VALUE, audit)),
+        _PROTO_PAYLOAD, protowire.varint(len(_ANY_HEAD) + len(audit_length) + len(audit)),
+        _ANY_HEAD, audit_length, audit,  # the Any: its type URL, then the AuditLog
     ))
     if len(entry) > MAX_ENTRY_BYTES:
         smaller = shrink(LogEntryPb.FromString(entry), MAX_ENTRY_BYTES)
@@ -539,7 +653,7 @@ def to_history_entry(row: Mapping[str, Any], ctx: EntryContext) -> Message:
 
     ``methodName`` is ``lookerapp.query.<source>``, the principal is the user's email, ``status``
     follows ``history.status`` (errors at severity ERROR), ``response`` holds the query's model, view,
-    runtime, result source, dashboard and look ids, and the raw row under ``looker``.
+    runtime, result source, dashboard and look ids, and the raw row under ``looker`` (nested as ``nest_row`` does).
     """
     host = ctx.looker_host
     number = whole_number(row.get("history.id"))
@@ -564,12 +678,13 @@ def to_history_entry(row: Mapping[str, Any], ctx: EntryContext) -> Message:
     if email:
         audit.authentication_info.principal_email = _capped(email)
         audit.authentication_info.principal_subject = f"user:{_capped(email)}"
-    principal = {"looker_user_id": whole_number(row.get("user.id")),
-                 "looker_user_name": _json_value(row.get("user.name"))}
+    principal = {"looker_user_id": _exact_id(whole_number(row.get("user.id"))),
+                 "looker_user_name": _name(row.get("user.name"))}
     _set_struct(audit.authentication_info.third_party_principal, principal)
-    response = {name: _json_value(row[field]) for field, name in _HISTORY_RESPONSE if row.get(field) is not None}
+    response = {name: _json_value(_exact_id(row[field]) if _is_id(name) else row[field])
+                for field, name in _HISTORY_RESPONSE if row.get(field) is not None}
     response["status"] = status_text
-    response["looker"] = {str(key): _json_value(value) for key, value in row.items()}
+    response["looker"] = nest_row(row)
     if problems:
         response["export_problems"] = problems
     _set_struct(audit.response, response)
@@ -596,57 +711,116 @@ def to_history_entry(row: Mapping[str, Any], ctx: EntryContext) -> Message:
     return entry
 
 
-def shrink(entry: Message, limit: int) -> Message:
-    """A copy of ``entry`` whose largest response values are cut until it fits ``limit`` bytes.
+#: What a cut value ends with, after the start it keeps.
+TRUNCATION_MARK = "…[truncated]"
+#: A cut value keeps at least this many characters of its start (unless even that cannot fit, see ``shrink``).
+MIN_KEPT_CHARS = 256
+_MARK_BYTES = len(TRUNCATION_MARK.encode())
+#: What ``response.truncated`` costs before its first item: its key, and room for its lengths to grow.
+_TRUNCATED_BYTES = len(protowire.struct_entry_of_struct(protowire.struct_key("truncated"), b"")) + 8
 
-    The original length of every value cut is recorded under ``response.truncated``.
-    Returns the copy even if it still does not fit; the caller then writes a placeholder.
+
+@dataclass(slots=True)
+class _Cut:
+    """A string of ``response`` that ``shrink`` may cut: where it is, and what cutting it costs and frees."""
+
+    value: Any  # the ``Value`` message holding it
+    name: str  # its path, for ``response.truncated``
+    length: int  # its length in characters, recorded when it is cut
+    start: bytes  # what it may keep a start of (a value cut before: what it kept)
+    floor: int  # the bytes of its first ``MIN_KEPT_CHARS`` characters
+    cost: int  # the bytes cutting it adds: the mark and its record (nothing for a value cut before)
+
+    def freed(self, level: int, floors: bool) -> int:
+        """The bytes cutting it to ``level`` bytes (its floor at least, with ``floors``) frees, or 0."""
+        kept = max(level, self.floor) if floors else level
+        return max(0, len(self.start) - kept - self.cost)
+
+
+def shrink(entry: Message, limit: int) -> Message:
+    """A copy of ``entry`` whose longest ``response`` strings are cut to one common length, so that it fits.
+
+    Water-filling: the strings longer than the level are cut to it (at a UTF-8 character boundary, since the
+    limit is in bytes), the shorter ones stay whole; the level is the highest at which the entry fits. Every
+    cut string keeps its start, at least ``MIN_KEPT_CHARS`` characters of it unless the entry has so many long
+    strings that even that does not fit (then they share the room equally, with no floor), and ends with
+    ``TRUNCATION_MARK``; ``response.truncated`` records its original length in characters by its path (a
+    second shrink keeps the first record). Returns the copy even if it still does not fit; the caller then
+    writes a placeholder.
     """
     audit = AuditLog()
     entry.proto_payload.Unpack(audit)
     response = audit.response
-    truncated: dict[str, int] = {}
-    overflow = entry.ByteSize() - limit
-    for path, text in sorted(_strings(response), key=lambda item: -len(item[1])):
-        if overflow <= 0:
-            break
-        keep = max(0, len(text.encode("utf-8")) - overflow - 256)
-        cut = text.encode("utf-8")[:keep].decode("utf-8", "ignore")
-        _set_path(response, path, cut + "…[truncated]")
-        truncated[".".join(path)] = len(text)
-        overflow -= len(text.encode("utf-8")) - len(cut.encode("utf-8")) - 16
-    if truncated:
-        existing = dict(response.fields["truncated"].struct_value) if "truncated" in response.fields else {}
-        response.update({"truncated": {**truncated, **existing}})  # a second cut keeps the original lengths
+    recorded = response.fields["truncated"].struct_value.fields if "truncated" in response.fields else {}
+    cuts = [_cut(path, value, recorded) for path, value in _strings(response) if path[0] != "truncated"]
+    over = entry.ByteSize() - limit
+    need = over + (0 if recorded else _TRUNCATED_BYTES)
     smaller = LogEntryPb()
     smaller.CopyFrom(entry)
-    smaller.proto_payload.Pack(audit)
+    for _ in range(4 if over > 0 else 0):  # sizes are estimates: while still over, free what is missing too
+        if need <= 0 or not cuts:
+            break
+        level, floors = _water_level(cuts, need)
+        records: dict[str, float] = {}
+        for cut in cuts:
+            kept = max(level, cut.floor) if floors else level
+            if cut.freed(level, floors):
+                cut.value.string_value = cut.start[:kept].decode("utf-8", "ignore") + TRUNCATION_MARK
+                if cut.cost:
+                    records[cut.name] = cut.length
+        if records:
+            response.get_or_create_struct("truncated").update(records)
+        smaller.proto_payload.Pack(audit)
+        over = smaller.ByteSize() - limit
+        if over <= 0:
+            break
+        need += over
     return smaller
 
 
-def _strings(struct: Struct, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
-    found: list[tuple[tuple[str, ...], str]] = []
+def _cut(path: tuple[str, ...], value: Any, recorded: Any) -> _Cut:
+    name = ".".join(path)
+    text = value.string_value
+    if name in recorded and text.endswith(TRUNCATION_MARK):  # cut before: it keeps its start and its record
+        start = text[:-len(TRUNCATION_MARK)]
+        return _Cut(value, name, len(text), start.encode(), len(start[:MIN_KEPT_CHARS].encode()), 0)
+    record = len(protowire.struct_entry(protowire.struct_key(name), protowire.number_value(0.0)))
+    return _Cut(value, name, len(text), text.encode(), len(text[:MIN_KEPT_CHARS].encode()), _MARK_BYTES + record)
+
+
+def _water_level(cuts: Sequence[_Cut], need: int) -> tuple[int, bool]:
+    """The highest level (in bytes) at which cutting frees ``need`` bytes, and whether the floors hold."""
+    for floors in (True, False):
+        if sum(cut.freed(0, floors) for cut in cuts) >= need:
+            low, high = 0, max(len(cut.start) for cut in cuts)
+            while low < high:  # what is freed shrinks as the level rises: find the highest that frees enough
+                middle = (low + high + 1) // 2
+                if sum(cut.freed(middle, floors) for cut in cuts) >= need:
+                    low = middle
+                else:
+                    high = middle - 1
+            return low, floors
+    return 0, False  # even cut to nothing it does not fit: as small as it goes
+
+
+def _strings(struct: Struct, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every string in ``struct``, at any depth (in lists too), with its path and the ``Value`` holding it."""
+    found: list[tuple[tuple[str, ...], Any]] = []
     for key, value in struct.fields.items():
-        kind = value.WhichOneof("kind")
-        if kind == "string_value":
-            found.append(((*prefix, key), value.string_value))
-        elif kind == "struct_value":
-            found.extend(_strings(value.struct_value, (*prefix, key)))
-        elif kind == "list_value":
-            for index, item in enumerate(value.list_value.values):
-                if item.WhichOneof("kind") == "string_value":
-                    found.append(((*prefix, key, str(index)), item.string_value))
+        found.extend(_value_strings(value, (*prefix, key)))
     return found
 
 
-def _set_path(struct: Struct, path: tuple[str, ...], text: str) -> None:
-    value = struct.fields[path[0]]
-    for step in path[1:]:
-        if value.WhichOneof("kind") == "list_value":
-            value = value.list_value.values[int(step)]
-        else:
-            value = value.struct_value.fields[step]
-    value.string_value = text
+def _value_strings(value: Any, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return [(path, value)]
+    if kind == "struct_value":
+        return _strings(value.struct_value, path)
+    if kind == "list_value":
+        return [found for index, item in enumerate(value.list_value.values)
+                for found in _value_strings(item, (*path, str(index)))]
+    return []
 
 
 def placeholder(entry_or_event: LookerEvent | Message, ctx: EntryContext, reason: str) -> Message:
@@ -657,7 +831,7 @@ def placeholder(entry_or_event: LookerEvent | Message, ctx: EntryContext, reason
         created = parse_looker_time(row.get("event.created_time")) or ctx.fallback_time
         method = f"lookerapp.event.{_token(row.get('event.category'), 'uncategorized')}." \
                  f"{_token(row.get('event.name'), 'unknown')}"
-        looker_id: Any = _json_value(row.get("event.id"))
+        looker_id: Any = _json_value(_exact_id(row.get("event.id")))
     else:
         ident = entry_or_event.insert_id
         created = entry_or_event.timestamp.ToDatetime(tzinfo=UTC)

@@ -69,3 +69,15 @@ def struct_entry(key: bytes, value: bytes) -> bytes:
     size = len(value)
     length = _SMALL[size] if size < 16384 else varint(size)
     return _STRUCT_ENTRY + varint(len(key) + len(length) + size) + key + length + value
+
+
+def struct_entry_of_struct(key: bytes, struct: bytes) -> bytes:
+    """``struct_entry(key, field(STRUCT_VALUE, struct))`` in one call: an item whose value is a serialised
+    ``Struct``."""
+    size = len(struct)
+    length = _SMALL[size] if size < 16384 else varint(size)
+    value_size = 1 + len(length) + size
+    value_length = _SMALL[value_size] if value_size < 16384 else varint(value_size)
+    total = len(key) + len(value_length) + value_size
+    return b"".join((_STRUCT_ENTRY, _SMALL[total] if total < 16384 else varint(total), key, value_length,
+                     STRUCT_VALUE, length, struct))

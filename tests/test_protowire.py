@@ -46,3 +46,14 @@ def test_an_item_holding_a_struct_parses_to_the_nested_struct() -> None:
     inner = protowire.struct_entry(protowire.struct_key("id"), protowire.number_value(7))
     outer = protowire.struct_entry(protowire.struct_key("looker"), protowire.field(protowire.STRUCT_VALUE, inner))
     assert json_format.MessageToDict(Struct.FromString(outer)) == {"looker": {"id": 7.0}}
+
+
+@pytest.mark.parametrize("length", [0, 1, 124, 125, 126, 127, 128, 16378, 16379, 16380, 16381, 16383, 16384, 2**21])
+def test_an_item_holding_a_struct_in_one_call_is_the_item_of_the_nested_struct(length: int) -> None:
+    inner = protowire.struct_entry(protowire.struct_key("sql"), protowire.string_value("q" * length)) if length else b""
+    key = protowire.struct_key("attributes")
+    joined = protowire.struct_entry_of_struct(key, inner)
+    assert joined == protowire.struct_entry(key, protowire.field(protowire.STRUCT_VALUE, inner))
+    expected = Struct()
+    expected.get_or_create_struct("attributes").update({"sql": "q" * length} if length else {})
+    assert Struct.FromString(joined) == expected
