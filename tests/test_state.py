@@ -24,7 +24,7 @@ def test_a_local_cursor_carries_the_export_from_run_to_run(stack: Stack, tmp_pat
     stack.data.reveal_all()
     stack.run(STATE_URI=f"{scheme}{path}")
     assert sorted(stack.exported_ids()) == visible
-    assert stack.logging.stats()["duplicates_ignored"] == 0
+    assert stack.logging.stats()["duplicates_stored"] == 0
 
 
 def test_the_local_cursor_refuses_a_writer_that_read_an_older_version(tmp_path: Path) -> None:
