@@ -306,7 +306,8 @@ class Exporter:
             on_page: Callable[[str, StreamSummary, datetime | None], None] | None = None) -> RunSummary:
         """Export what is settled after the cursor (within ``window`` if given) inside the time budget.
 
-        ``on_page(stream, stream_summary, newest_time)`` is called after each page is committed.
+        ``on_page(stream, stream_summary, newest_time)`` is called after each page is handed to the writer,
+        and once more (``newest_time`` None) when a stream's writes are done and its cursor stored.
         Raises ExportError, with the summary of what was done, when anything was left unwritten.
         """
         started = time.monotonic()
@@ -448,6 +449,9 @@ class Exporter:
                              summary.pages, stream.name, sender.sent_through)
                     break
             sender.finish()
+            result.written = run.stats.entries_written - written_before
+            if on_page is not None:  # what the last chunks added
+                on_page(stream.name, result, None)
         except BaseException as exc:
             sender.abandon(exc)
             raise

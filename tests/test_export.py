@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -10,7 +11,7 @@ import pytest
 from conftest import CLIENT_SECRET, Stack, now
 from google.cloud.audit.audit_log_pb2 import AuditLog
 
-from looker_audit_export.pipeline import ExportError
+from looker_audit_export.pipeline import ExportError, RunSummary
 
 
 def audit(entry: object) -> AuditLog:
@@ -145,3 +146,30 @@ def test_a_deleted_user_is_looked_up_once_per_run(stack: Stack) -> None:
     assert sorted(stack.exported_ids()) == stack.visible_ids()
     assert stack.looker.stats()["cache_hits"] == 0, "no query of the run repeats an earlier one"
     assert summary.query_calls <= 3 * summary.pages
+
+
+def test_two_overlapping_runs_of_one_instance_each_count_only_their_own_work(stack: Stack) -> None:
+    """functions-framework serves requests on threads, and a Pub/Sub redelivery can overlap a slow run."""
+    stack.data.hide_after(stack.visible_ids()[499])
+    stack.looker.query_latency_seconds = 0.3  # both runs are under way at once
+    exporter = stack.exporter()
+    queries_before = stack.looker.stats()["query_calls"]
+    summaries: list[RunSummary] = []
+
+    def tick() -> None:
+        try:
+            summaries.append(exporter.run())
+        except ExportError as failure:  # the run that stores the cursor second is refused by its precondition
+            summaries.append(failure.summary)
+
+    threads = [threading.Thread(target=tick) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(summaries) == 2
+    for summary in summaries:
+        assert summary.events_read == summary.events_written == 500, summary
+    assert sum(s.events_written for s in summaries) == stack.logging.stats()["entries_stored"] == 1000
+    assert sum(s.write_calls for s in summaries) == stack.logging.stats()["write_calls"]
+    assert sum(s.query_calls for s in summaries) == stack.looker.stats()["query_calls"] - queries_before
