@@ -236,7 +236,7 @@ def test_duplicates_are_stored_and_hidden_only_when_listed(emulator: LoggingEmul
     assert len(emulator.entries()) == 3 and emulator.stats()["entries_stored"] == 3
     assert emulator.stats()["duplicates_stored"] == 1
     listed = list(client.list_log_entries(resource_names=["projects/demo-project"], filter=f'logName="{LOG}"'))
-    assert [(e.insert_id, e.labels["try"] if "try" in e.labels else None) for e in listed] == [
+    assert [(e.insert_id, e.labels.get("try")) for e in listed] == [
         ("dup", "1"), ("dup", None)]  # the first one stored stands for its duplicates; another time is no duplicate
 
 
