@@ -370,12 +370,16 @@ class Exporter:
             reader.shutdown(wait=True, cancel_futures=True)
             writer.shutdown(wait=True, cancel_futures=True)
 
-    def _save(self, run: _RunState) -> None:
-        """Store the cursor (with the precondition), no sooner after this run's last write than the store allows."""
+    def _pace(self, run: _RunState) -> None:
+        """Wait until the store allows this run's next cursor write (GCS: a second after the last one)."""
         if run.saved_at is not None:
             wait_for = run.saved_at + self.store.min_save_interval - time.monotonic()
             if wait_for > 0:
                 time.sleep(min(wait_for, max(0.0, run.deadline - time.monotonic())))
+
+    def _save(self, run: _RunState) -> None:
+        """Store the cursor (with the precondition), no sooner after this run's last write than the store allows."""
+        self._pace(run)
         run.cursor.updated_at = run.now.isoformat()
         run.token = self.store.save(run.cursor.to_json(), run.token, deadline=run.deadline)
         run.saved_at = time.monotonic()
@@ -538,6 +542,7 @@ class _Sender:
         """Wait for the oldest chunks until ``room`` more entries fit, and store the cursor past them."""
         while self.in_flight and self.unsettled + room > MAX_UNCOMMITTED_ENTRIES:
             self.in_flight[0].done.result()  # raises that chunk's error
+            self.exporter._pace(self.run)  # meanwhile the next chunks may be accepted too: one write for all
             self._accept_done()
             self._commit()
 
