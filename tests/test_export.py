@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -11,7 +13,7 @@ import pytest
 from conftest import CLIENT_SECRET, Stack, now
 from google.cloud.audit.audit_log_pb2 import AuditLog
 
-from looker_audit_export.pipeline import ExportError, RunSummary
+from looker_audit_export.pipeline import MAX_UNCOMMITTED_ENTRIES, ExportError, RunSummary
 
 
 def audit(entry: object) -> AuditLog:
@@ -173,3 +175,27 @@ def test_two_overlapping_runs_of_one_instance_each_count_only_their_own_work(sta
     assert sum(s.events_written for s in summaries) == stack.logging.stats()["entries_stored"] == 1000
     assert sum(s.write_calls for s in summaries) == stack.logging.stats()["write_calls"]
     assert sum(s.query_calls for s in summaries) == stack.looker.stats()["query_calls"] - queries_before
+
+
+def test_at_most_two_chunks_are_ever_sent_beyond_the_stored_cursor_and_it_is_written_once_a_second(
+        stack: Stack) -> None:
+    """The bound on re-sending, seen from Cloud Logging: before every cursor write, what it holds beyond the
+    cursor already stored is at most 2,000 entries; and Cloud Storage's one write per second is kept."""
+    exporter = stack.exporter()
+    store = exporter.store
+    saves: list[tuple[float, int]] = []  # (when, entries Cloud Logging held beyond the stored cursor)
+    real_save = store.save
+
+    def save(data: bytes, token: int, *, deadline: float | None = None) -> int:
+        stored = stack.cursor_id()
+        held = stack.exported_ids()
+        saves.append((time.monotonic(), sum(1 for number in held if stored is None or number > stored)))
+        return real_save(data, token, deadline=deadline)
+
+    store.save = save  # type: ignore[method-assign]  # our own store, recorded; the GCS client is untouched
+    summary = exporter.run()
+    assert summary.caught_up and sorted(stack.exported_ids()) == stack.visible_ids()
+    assert summary.cursor_writes == len(saves) >= 12_000 // MAX_UNCOMMITTED_ENTRIES
+    assert max(beyond for _, beyond in saves) <= MAX_UNCOMMITTED_ENTRIES
+    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(saves)]
+    assert min(gaps) >= store.min_save_interval - 0.01, gaps
