@@ -213,6 +213,8 @@ def test_logging_transient_errors_on_the_first_calls_are_retried(stack: Stack, c
     summary, failures = deliver(stack.exporter(**FAST))
     assert not failures and summary.caught_up
     assert stack.logging.stats()["rejected_calls"] == 3
+    # the first request (one page of 500) went three more times; only a quota refusal says it was not stored
+    assert summary.entries_resent == (0 if code == grpc.StatusCode.RESOURCE_EXHAUSTED else 3 * 500)
     verify(stack, f"Logging {code.name} (first 3 calls)", runs=1)
 
 
