@@ -21,9 +21,15 @@ Rules enforced on ``WriteLogEntries``:
   As documented, a failed call that wrote no entry has no per-entry errors;
 * entries older than the 30-day retention of the ``_Default`` bucket are
   accepted but not stored (``dropped_old``);
-* an entry with the same project, ``insert_id`` and ``timestamp`` as a stored
-  one is ignored (``duplicates_ignored``).  Missing ``timestamp`` and
-  ``insert_id`` are assigned by the server.
+* every other valid entry is stored, duplicates included: an entry with the same
+  project, ``insert_id`` and ``timestamp`` as a stored one is stored again and
+  counted (``duplicates_stored``).  The ``LogEntry.insertId`` reference
+  (https://cloud.google.com/logging/docs/reference/v2/rest/v2/LogEntry) says such
+  entries are duplicates "removed in a single query result", with "no guarantees
+  of de-duplication in the export of logs": they are ingested, billed and routed
+  by sinks.  So only ``ListLogEntries`` hides them (the first one stored is
+  listed); ``entries()`` returns what is stored, as an export would see it.
+  Missing ``timestamp`` and ``insert_id`` are assigned by the server.
 
 Faults come from :class:`emulators._grpc.GrpcEmulator` (``inject``,
 ``inject_delay``, ``clear_faults``) and apply to ``WriteLogEntries`` only.
@@ -91,9 +97,9 @@ EntryCheck = Callable[[Any], str | None]
 class LoggingEmulator(GrpcEmulator):
     """In-process Cloud Logging API (``WriteLogEntries``, ``ListLogEntries``).
 
-    With ``store_entries=False`` only a hash of each dedup key is kept, so
-    million-entry benchmarks stay small; ``entries()`` and ``ListLogEntries``
-    then return nothing.
+    With ``store_entries=False`` only a hash of each duplicate key is kept (to
+    count stored duplicates), so million-entry benchmarks stay small;
+    ``entries()`` and ``ListLogEntries`` then return nothing.
     ``latency_seconds`` is added to every ``WriteLogEntries`` call.
     """
 
@@ -129,7 +135,7 @@ class LoggingEmulator(GrpcEmulator):
                 "write_calls",
                 "entries_received",
                 "entries_stored",
-                "duplicates_ignored",
+                "duplicates_stored",
                 "invalid_entries",
                 "rejected_calls",
                 "bytes_received",
@@ -167,7 +173,8 @@ class LoggingEmulator(GrpcEmulator):
     # -- inspection -------------------------------------------------------
 
     def entries(self) -> list[Any]:
-        """Stored ``LogEntry`` protobufs in the order they were stored."""
+        """Stored ``LogEntry`` protobufs in the order they were stored, duplicates included (what an export
+        or a BigQuery linked dataset holds); ``ListLogEntries`` hides the duplicates."""
         with self._lock:
             return list(self._entries)
 
@@ -177,9 +184,10 @@ class LoggingEmulator(GrpcEmulator):
             return self._by_insert_id.get(insert_id)
 
     def stats(self) -> dict[str, int]:
-        """Counters: write_calls, entries_received, entries_stored,
-        duplicates_ignored, invalid_entries, rejected_calls, bytes_received,
-        dropped_old."""
+        """Counters: write_calls, entries_received, entries_stored (duplicates
+        included), duplicates_stored (entries stored again with the insert_id
+        and timestamp of a stored one), invalid_entries, rejected_calls,
+        bytes_received, dropped_old."""
         with self._lock:
             return dict(self._stats)
 
@@ -297,8 +305,7 @@ class LoggingEmulator(GrpcEmulator):
                     continue
                 key = hash((entry.log_name.split("/", 2)[1], entry.insert_id, seconds, timestamp.nanos))
                 if key in seen:
-                    self._stats["duplicates_ignored"] += 1
-                    continue
+                    self._stats["duplicates_stored"] += 1
                 seen.add(key)
                 self._stats["entries_stored"] += 1
                 if self.store_entries:
@@ -325,7 +332,8 @@ class LoggingEmulator(GrpcEmulator):
             keep = _compile_filter(request.filter)
         except ValueError as exc:
             raise Abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        matching = [entry for entry in self.entries() if entry.log_name.split("/", 2)[1] in projects and keep(entry)]
+        matching = [entry for entry in _first_of_each(self.entries())
+                    if entry.log_name.split("/", 2)[1] in projects and keep(entry)]
         matching.sort(
             key=lambda e: (e.timestamp.seconds, e.timestamp.nanos, e.insert_id),
             reverse=request.order_by == "timestamp desc",
@@ -339,6 +347,18 @@ class LoggingEmulator(GrpcEmulator):
         if end < len(matching):
             response.next_page_token = str(end)
         return response
+
+
+def _first_of_each(entries: list[Any]) -> list[Any]:
+    """The entries without duplicates (same project, ``insert_id`` and ``timestamp``): what a query returns."""
+    seen: set[tuple[str, str, int, int]] = set()
+    kept = []
+    for entry in entries:
+        key = (entry.log_name.split("/", 2)[1], entry.insert_id, entry.timestamp.seconds, entry.timestamp.nanos)
+        if key not in seen:
+            seen.add(key)
+            kept.append(entry)
+    return kept
 
 
 class _SizedWriteRequest:

@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument("--streams", default=None,
                           help=f"comma-separated streams to export ({', '.join(STREAMS)}; default EXPORT_STREAMS)")
     backfill.add_argument("--state", help="where the backfill's own cursor lives (default: beside STATE_URI, "
-                                          "or ./.backfill-SINCE-UNTIL.json)")
+                                          "or ./.backfill-SINCE-UNTIL.json; UNTIL is 'open' without --until)")
     backfill.add_argument("--retention-days", type=int, default=DEFAULT_RETENTION_DAYS,
                           help="retention of the log bucket the entries land in (default 30, as _Default)")
     backfill.add_argument("--yes", action="store_true",
@@ -120,9 +120,13 @@ def _check(args: argparse.Namespace, config: Config, credentials: LookerCredenti
     return 0 if not failed else 1
 
 
-def backfill_state_uri(state_uri: str | None, since: datetime, until: datetime) -> str:
-    """The backfill's own cursor: beside the live cursor (never the live one itself), one per range."""
-    name = f"backfill-{since:%Y%m%d}-{until:%Y%m%d%H%M}.json"
+def backfill_state_uri(state_uri: str | None, since: datetime, until: datetime | None) -> str:
+    """The backfill's own cursor: beside the live cursor (never the live one itself), one per command.
+
+    It is named by the command's own ``--since`` and ``--until`` (``open`` without one), never by the time
+    it runs, so the same command finds its cursor whenever it is run again; another range gets another.
+    """
+    name = f"backfill-{since:%Y%m%d}-{f'{until:%Y%m%d}' if until else 'open'}.json"
     if state_uri is None:
         return f".{name}"
     directory = state_uri.rsplit("/", 1)[0] if "/" in state_uri else "."
@@ -158,7 +162,7 @@ def _backfill(args: argparse.Namespace, config: Config, credentials: LookerCrede
             return 2
     streams = config.streams if args.streams is None else Config.from_env(
         {**os.environ, "EXPORT_STREAMS": args.streams}, local=True).streams
-    state = args.state or backfill_state_uri(config.state_uri, args.since, until)
+    state = args.state or backfill_state_uri(config.state_uri, args.since, args.until)
     config = replace(config, streams=streams, state_uri=state, run_budget_seconds=BACKFILL_RUN_SECONDS)
     exporter = build_exporter(config, credentials=credentials,
                               credentials_source=f"the credentials file {args.credentials_file}")

@@ -6,6 +6,7 @@ import json
 import logging
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -143,7 +144,9 @@ class LookerSource:
     credentials_source: str = "the credentials secret"
     #: First delay of the jittered exponential backoff between attempts (``RETRY_INITIAL_SECONDS``).
     backoff_seconds: float = _BACKOFF_SECONDS
-    query_calls: int = 0
+    #: Queries sent, per calling thread: each run reads Looker from a thread of its own, so runs that
+    #: overlap in one instance count apart (``query_calls``).
+    _calls: threading.local = field(default_factory=threading.local, repr=False)
     sleep: Callable[[float], None] = time.sleep
     #: ``LOOKER_QUERY_TIMEZONE``: the zone Looker runs queries in, for an API user that cannot read the settings.
     declared_timezone: str | None = None
@@ -155,6 +158,11 @@ class LookerSource:
     _clocks: dict[str, WallClock] = field(default_factory=dict)
     _fields: dict[str, frozenset[str]] = field(default_factory=dict)
     _checked: set[str] = field(default_factory=set)
+
+    @property
+    def query_calls(self) -> int:
+        """How many queries the calling thread has sent to Looker (retries included)."""
+        return int(getattr(self._calls, "count", 0))
 
     @property
     def host(self) -> str:
@@ -391,7 +399,7 @@ class LookerSource:
                 raise LookerUnavailable(f"time budget exhausted before the {view} query to {self.host}")
             self._last.status, self._last.path, self._last.retry_after = None, "", 0.0
             try:
-                self.query_calls += 1
+                self._calls.count = self.query_calls + 1
                 text = self.sdk().run_inline_query(
                     "json", body, cache=False,
                     transport_options={"timeout": max(1, int(min(self.timeout_seconds, remaining)))},

@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
@@ -35,7 +36,7 @@ from .mapping import (
     whole_number,
 )
 from .sink import CloudLoggingSink, Sink, WriteStats, logging_client
-from .state import Cursor, MemoryStateStore, StateStore, state_store
+from .state import Cursor, MemoryStateStore, Position, StateError, StateStore, state_store
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,16 @@ class RunSummary:
 
     The top-level counts cover every stream; ``cursor_*``, ``newest_event_time`` and ``lag_seconds``
     are the events stream's. ``lag_seconds`` is 0 when caught up, else how far behind the newest
-    exported event is.
+    exported event is. ``entries_resent``: entries this run sent that may already have been stored, so
+    Cloud Logging may hold them twice: those of a request sent again after an error that does not rule
+    out that it was stored, and those up to the id an earlier run had sent when it last stored the cursor
+    (``sent_through``). It cannot count what a killed run sent after its last cursor write (at most
+    ``MAX_UNCOMMITTED_ENTRIES``). ``cursor_writes``: how many times the run stored the cursor.
     """
 
     events_read: int = 0
     events_written: int = 0
+    entries_resent: int = 0
     rewritten_after_shrinking: int = 0
     placeholders: int = 0
     duplicate_rows: int = 0
@@ -73,6 +79,7 @@ class RunSummary:
     write_calls: int = 0
     bytes_sent: int = 0
     pages: int = 0
+    cursor_writes: int = 0
     cursor_before: int | None = None
     cursor_after: int | None = None
     newest_event_time: str | None = None
@@ -102,8 +109,17 @@ class Window:
     until: datetime
 
 
-#: Entries mapped before they are handed to the writer thread (rounded up to whole write batches).
+#: Entries mapped before they are handed to the writer thread (whole write batches, at most this many).
 WRITE_CHUNK_ENTRIES = 1000
+#: At most this many entries are sent beyond the stored cursor (two chunks in flight): all that any single
+#: failure (a write stored but answered too late, a lost cursor write, a killed process) sends again.
+MAX_UNCOMMITTED_ENTRIES = 2 * WRITE_CHUNK_ENTRIES
+
+
+def chunk_entries(batch_entries: int) -> int:
+    """Entries per chunk: whole write batches, at most ``WRITE_CHUNK_ENTRIES`` (a bigger batch is cut to it)."""
+    return max(1, WRITE_CHUNK_ENTRIES // batch_entries) * batch_entries if batch_entries <= WRITE_CHUNK_ENTRIES \
+        else WRITE_CHUNK_ENTRIES
 
 #: A row time further than this after the settle point cannot be true (the query asked for rows before now).
 IMPLAUSIBLE_FUTURE = timedelta(days=1)
@@ -178,9 +194,41 @@ class _Read:
     rows: list[dict[str, Any]]
     ready: int
     page: list[dict[str, Any]]
-    ids: list[int]
+    row_ids: list[int | None]
     attributes: dict[int, list[tuple[str, Any]]] = field(default_factory=dict)
     new_users: dict[int, LookerUser] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> list[int]:
+        """The page's numeric ids, in page (id) order."""
+        return [number for number in self.row_ids if number is not None]
+
+
+class _Cancelled(Exception):
+    """A write chunk not sent because an earlier one failed."""
+
+
+@dataclass
+class _Chunk:
+    """Entries handed to the writer thread: their write, how many, and the last numeric id among them."""
+
+    done: Future[None]
+    entries: int
+    last_id: int | None
+
+
+@dataclass
+class _RunState:
+    """What one run keeps while it runs: its own counters (runs may overlap in one process) and the cursor."""
+
+    cursor: Cursor
+    token: int
+    deadline: float
+    now: datetime
+    stats: WriteStats = field(default_factory=WriteStats)
+    resent_after_earlier_run: int = 0
+    cursor_writes: int = 0
+    saved_at: float | None = None
 
 
 class _Stream:
@@ -199,8 +247,8 @@ class _Stream:
     def lookups(self, read: _Read, known_users: frozenset[int], now: datetime, deadline: float) -> None:
         """Fetch what mapping ``read.page`` needs besides its rows (runs in the reader thread)."""
 
-    def entries(self, read: _Read) -> Iterator[bytes]:
-        """The page's serialised log entries."""
+    def entries(self, read: _Read) -> Iterator[bytes | None]:
+        """The page's serialised log entries, one per row of ``read.page``; None for a row left out."""
         raise NotImplementedError
 
 
@@ -241,9 +289,10 @@ class _HistoryStream(_Stream):
     def ready(self, rows: list[dict[str, Any]], until: datetime, now: datetime) -> int:
         return min(super().ready(rows, until, now), finished_prefix(rows, now, self.max_running))
 
-    def entries(self, read: _Read) -> Iterator[bytes]:
-        return (to_history_entry(row, self.context).SerializeToString() for row in read.page
-                if self.include_own_queries or not own_system_activity_query(row, self.context))
+    def entries(self, read: _Read) -> Iterator[bytes | None]:
+        return (to_history_entry(row, self.context).SerializeToString()
+                if self.include_own_queries or not own_system_activity_query(row, self.context) else None
+                for row in read.page)
 
 
 def own_system_activity_query(row: Mapping[str, Any], context: EntryContext) -> bool:
@@ -270,27 +319,29 @@ class Exporter:
             on_page: Callable[[str, StreamSummary, datetime | None], None] | None = None) -> RunSummary:
         """Export what is settled after the cursor (within ``window`` if given) inside the time budget.
 
-        ``on_page(stream, stream_summary, newest_time)`` is called after each page is committed.
+        ``on_page(stream, stream_summary, newest_time)`` is called after each page is handed to the writer,
+        and once more (``newest_time`` None) when a stream's writes are done and its cursor stored.
         Raises ExportError, with the summary of what was done, when anything was left unwritten.
         """
         started = time.monotonic()
         deadline = started + self.config.run_budget_seconds
         summary = RunSummary()
-        self.sink.stats = WriteStats()
-        self.source.query_calls = 0
+        runs: list[_RunState] = []
         try:
-            self._run(summary, deadline, window, on_page)
+            self._run(summary, deadline, window, on_page, runs)
         except Exception as exc:  # every failure is reported with what was done so far
             summary.error = str(exc)
             raise ExportError(str(exc), summary) from exc
         finally:
-            stats = self.sink.stats
-            summary.events_written = stats.entries_written
-            summary.rewritten_after_shrinking = stats.shrunk
-            summary.placeholders = stats.placeholders
-            summary.write_calls = stats.write_calls
-            summary.bytes_sent = stats.bytes_sent
-            summary.query_calls = self.source.query_calls
+            if runs:
+                run, stats = runs[0], runs[0].stats
+                summary.events_written = stats.entries_written
+                summary.entries_resent = stats.resent + run.resent_after_earlier_run
+                summary.rewritten_after_shrinking = stats.shrunk
+                summary.placeholders = stats.placeholders
+                summary.write_calls = stats.write_calls
+                summary.bytes_sent = stats.bytes_sent
+                summary.cursor_writes = run.cursor_writes
             summary.duration_seconds = round(time.monotonic() - started, 3)
             events = summary.streams.get("events")
             if events is not None:
@@ -315,36 +366,53 @@ class Exporter:
         return streams
 
     def _run(self, summary: RunSummary, deadline: float, window: Window | None,
-             on_page: Callable[[str, StreamSummary, datetime | None], None] | None) -> None:
+             on_page: Callable[[str, StreamSummary, datetime | None], None] | None, runs: list[_RunState]) -> None:
         host = self.config.looker_host
         stored, token = self.store.load(deadline=deadline)
         cursor = Cursor.from_json(stored, self.store.uri, host) if stored else Cursor(host)
-        now = self.clock().replace(microsecond=0)
+        run = _RunState(cursor, token, deadline, self.clock().replace(microsecond=0))
+        runs.append(run)
         # One reader thread makes every Looker call (the SDK session is never shared) and reads the next
         # page while this one is mapped; one writer thread writes entries while the next ones are mapped.
+        # Both belong to this run, so what they count (queries, writes) is this run's alone.
         reader = ThreadPoolExecutor(1, thread_name_prefix="looker-read")
         writer = ThreadPoolExecutor(1, thread_name_prefix="logging-write")
         try:
             exporter_user_id = reader.submit(self.source.api_user_id, deadline).result()  # once per instance
-            for stream in self._streams(now, exporter_user_id):
+            for stream in self._streams(run.now, exporter_user_id):
                 stream_summary = summary.streams.setdefault(stream.name, StreamSummary())
-                token = self._run_stream(stream, cursor, token, now, deadline, window, summary, stream_summary,
-                                         on_page, reader, writer)
+                self._run_stream(stream, run, window, summary, stream_summary, on_page, reader, writer)
         finally:
+            summary.query_calls = reader.submit(lambda: self.source.query_calls).result()  # the reader's count
             reader.shutdown(wait=True, cancel_futures=True)
             writer.shutdown(wait=True, cancel_futures=True)
 
-    def _run_stream(self, stream: _Stream, cursor: Cursor, token: int, now: datetime, deadline: float,
-                    window: Window | None, summary: RunSummary, result: StreamSummary,
-                    on_page: Callable[[str, StreamSummary, datetime | None], None] | None,
-                    reader: ThreadPoolExecutor, writer: ThreadPoolExecutor) -> int:
-        """The page loop of one stream; returns the cursor's new version token.
+    def _pace(self, run: _RunState) -> None:
+        """Wait until the store allows this run's next cursor write (GCS: a second after the last one)."""
+        if run.saved_at is not None:
+            wait_for = run.saved_at + self.store.min_save_interval - time.monotonic()
+            if wait_for > 0:
+                time.sleep(min(wait_for, max(0.0, run.deadline - time.monotonic())))
 
-        Page k + 1 is read (in ``reader``) while page k is mapped and written; the cursor moves past page k
-        only once Cloud Logging has accepted all of it.
+    def _save(self, run: _RunState) -> None:
+        """Store the cursor (with the precondition), no sooner after this run's last write than the store allows."""
+        self._pace(run)
+        run.cursor.updated_at = run.now.isoformat()
+        run.token = self.store.save(run.cursor.to_json(), run.token, deadline=run.deadline)
+        run.saved_at = time.monotonic()
+        run.cursor_writes += 1
+
+    def _run_stream(self, stream: _Stream, run: _RunState, window: Window | None, summary: RunSummary,
+                    result: StreamSummary, on_page: Callable[[str, StreamSummary, datetime | None], None] | None,
+                    reader: ThreadPoolExecutor, writer: ThreadPoolExecutor) -> None:
+        """The page loop of one stream.
+
+        Page k + 1 is read (in ``reader``) while page k is mapped and written. Entries go to the writer in
+        chunks; the cursor moves past the chunks Cloud Logging accepted, in id order, whenever more than
+        ``MAX_UNCOMMITTED_ENTRIES`` would otherwise be sent beyond it, and at the end.
         """
-        config, explore = self.config, stream.explore
-        position = cursor.position(stream.name)
+        config, explore, now, deadline = self.config, stream.explore, run.now, run.deadline
+        position = run.cursor.position(stream.name)
         result.cursor_before = result.cursor_after = position.last_id
         upper = min(now, window.until) if window else now
         until = min(now - timedelta(seconds=config.settle_seconds), upper)
@@ -358,13 +426,13 @@ class Exporter:
                                     limit=config.page_size, deadline=deadline)
             ready = stream.ready(rows, until, now)
             page = unique_rows(rows[:ready], explore.id_field)
-            ids = [number for number in (whole_number(row.get(explore.id_field)) for row in page)
-                   if number is not None]
-            found = _Read(rows, ready, page, ids)
+            found = _Read(rows, ready, page, [whole_number(row.get(explore.id_field)) for row in page])
             if page:
                 stream.lookups(found, known_users, now, deadline)
             return found
 
+        sender = _Sender(self, run, stream, position, result, writer)
+        written_before = run.stats.entries_written
         pending = reader.submit(read, position.last_id, frozenset(stream.users))
         try:
             while True:
@@ -381,23 +449,17 @@ class Exporter:
                 result.held_back += len(rows) - ready
                 summary.held_back_unsettled += len(rows) - ready
                 summary.duplicate_rows += ready - len(page)
-                written_before = self.sink.stats.entries_written
                 if page:
-                    self._write(stream.entries(fetched), stream, writer, deadline)
-                result.written += self.sink.stats.entries_written - written_before
+                    sender.send(stream.entries(fetched), fetched.row_ids)
                 newest = max((t for t in (parse_looker_time(r.get(explore.time_field)) for r in page) if t),
                              default=None)
                 if newest is not None:
                     result.newest_time = newest.isoformat()
-                if ids:
-                    position.last_id, position.not_before = max(ids), None
-                elif position.last_id is None:
+                if not ids and position.last_id is None and sender.sent_through is None:  # nothing yet, ever
                     position.not_before = (since if since and since > until else until).strftime(
                         "%Y-%m-%d %H:%M:%S")
-                if ids or position.last_id is None:
-                    cursor.updated_at = now.isoformat()
-                    token = self.store.save(cursor.to_json(), token, deadline=deadline)
-                    result.cursor_after = position.last_id
+                    sender.changed = True
+                result.written = run.stats.entries_written - written_before
                 if on_page is not None:
                     on_page(stream.name, result, newest)
                 if done or not ids:
@@ -405,54 +467,21 @@ class Exporter:
                     break
                 if deadline - time.monotonic() < 2 * (time.monotonic() - page_started) + 5:
                     log.info("Time budget nearly spent after %d pages; the next run continues %s from id %s",
-                             summary.pages, stream.name, position.last_id)
+                             summary.pages, stream.name, sender.sent_through)
                     break
+            sender.finish()
+            result.written = run.stats.entries_written - written_before
+            if on_page is not None:  # what the last chunks added
+                on_page(stream.name, result, None)
+        except BaseException as exc:
+            sender.abandon(exc)
+            raise
         finally:
             pending.cancel()  # a read not started yet is not needed any more
+            result.written = run.stats.entries_written - written_before
         result.lag_seconds = 0.0 if result.caught_up else (
             round((now - datetime.fromisoformat(result.newest_time)).total_seconds(), 1)
             if result.newest_time else None)
-        return token
-
-    def _write(self, entries: Iterator[bytes], stream: _Stream, writer: ThreadPoolExecutor,
-               deadline: float) -> None:
-        """Write entries in chunks, each (in ``writer``) while the next is mapped; return once all are written.
-
-        At most two chunks are in flight. After a failure no further chunk starts, and the writes under
-        way end before the error is raised, so nothing is written behind the caller's back.
-        """
-        batch = self.config.write_batch_entries
-        chunk_size = batch * -(-WRITE_CHUNK_ENTRIES // batch)
-        stand_in = self._placeholder(stream)
-        failed = threading.Event()
-
-        def write(chunk: list[bytes]) -> None:
-            if failed.is_set():
-                return
-            try:
-                self.sink.write(chunk, deadline=deadline, shrink=self._shrink, placeholder=stand_in)
-            except BaseException:
-                failed.set()
-                raise
-
-        writes: list[Future[None]] = []
-        chunk: list[bytes] = []
-        try:
-            for entry in entries:
-                chunk.append(entry)
-                if len(chunk) == chunk_size:
-                    if len(writes) >= 2:
-                        writes[-2].result()
-                    writes.append(writer.submit(write, chunk))
-                    chunk = []
-            if chunk:
-                writes.append(writer.submit(write, chunk))
-            for done in writes:
-                done.result()
-        except BaseException:
-            failed.set()
-            wait(writes)
-            raise
 
     @staticmethod
     def _shrink(entry: Message, reason: str) -> Message:
@@ -466,6 +495,121 @@ class Exporter:
             return placeholder(entry, context, reason)
 
         return stand_in
+
+
+class _Sender:
+    """Hands one stream's entries to the writer thread in chunks and moves its cursor behind them.
+
+    At most ``MAX_UNCOMMITTED_ENTRIES`` entries are ever sent beyond the stored cursor: before a chunk
+    would pass that, the oldest chunks must be accepted by Cloud Logging and the cursor stored past the
+    last id of the accepted ones (events come in id order). After a failure no further chunk starts, the
+    writes under way end, and the cursor stays before the first chunk not accepted (so before any entry
+    refused even as a placeholder).
+    """
+
+    def __init__(self, exporter: Exporter, run: _RunState, stream: _Stream, position: Position,
+                 result: StreamSummary, writer: ThreadPoolExecutor) -> None:
+        self.exporter, self.run, self.position, self.result, self.writer = exporter, run, position, result, writer
+        self.chunk_size = chunk_entries(exporter.config.write_batch_entries)
+        self.stand_in = exporter._placeholder(stream)
+        self.failed = threading.Event()
+        self.in_flight: deque[_Chunk] = deque()
+        self.unsettled = 0
+        #: Ids up to this one were sent by an earlier run (as its last cursor write said): sending them again
+        #: counts in ``entries_resent``.
+        self.earlier_sent = position.sent_through
+        self.sent_through = position.last_id
+        self.changed = position.last_id is None  # a first run stores where it started even with nothing found
+
+    def send(self, entries: Iterator[bytes | None], row_ids: list[int | None]) -> None:
+        """Send one page's entries (one per row, ``row_ids`` their ids in order; None for a row left out)
+        in chunks. The cursor passes rows left out too, so a page of them alone does not hold it back."""
+        chunk: list[bytes] = []
+        last_id = submitted_id = None
+        for entry, number in zip(entries, row_ids, strict=True):
+            if number is not None:
+                last_id = number
+            if entry is None:
+                continue
+            chunk.append(entry)
+            if number is not None and self.earlier_sent is not None and number <= self.earlier_sent:
+                self.run.resent_after_earlier_run += 1
+            if len(chunk) == self.chunk_size:
+                self._submit(chunk, last_id)
+                chunk, submitted_id = [], last_id
+        if chunk or last_id != submitted_id:
+            self._submit(chunk, last_id)
+
+    def _submit(self, chunk: list[bytes], last_id: int | None) -> None:
+        if last_id is not None:
+            self.sent_through = max(self.sent_through or last_id, last_id)
+        if self.unsettled + len(chunk) > MAX_UNCOMMITTED_ENTRIES:
+            self._settle(len(chunk))
+        self.in_flight.append(_Chunk(self.writer.submit(self._write, chunk), len(chunk), last_id))
+        self.unsettled += len(chunk)
+
+    def _write(self, chunk: list[bytes]) -> None:  # in the writer thread
+        if self.failed.is_set():
+            raise _Cancelled
+        try:
+            self.exporter.sink.write(chunk, self.run.stats, deadline=self.run.deadline,
+                                     shrink=self.exporter._shrink, placeholder=self.stand_in)
+        except BaseException:
+            self.failed.set()
+            raise
+
+    def _settle(self, room: int) -> None:
+        """Wait for the oldest chunks until ``room`` more entries fit, and store the cursor past them."""
+        while self.in_flight and self.unsettled + room > MAX_UNCOMMITTED_ENTRIES:
+            self.in_flight[0].done.result()  # raises that chunk's error
+            self.exporter._pace(self.run)  # meanwhile the next chunks may be accepted too: one write for all
+            self._accept_done()
+            self._commit()
+
+    def _accept_done(self) -> None:
+        """Move the position past the leading chunks Cloud Logging has accepted so far."""
+        while self.in_flight and self.in_flight[0].done.done() and self.in_flight[0].done.exception() is None:
+            chunk = self.in_flight.popleft()
+            self.unsettled -= chunk.entries
+            if chunk.last_id is not None:
+                self.position.last_id = max(self.position.last_id or chunk.last_id, chunk.last_id)
+                self.position.not_before = None
+                self.changed = True
+
+    def _commit(self) -> None:
+        if not self.changed:
+            return
+        position = self.position
+        position.sent_through = self.sent_through if self.sent_through is not None and (
+            position.last_id is None or self.sent_through > position.last_id) else None
+        self.exporter._save(self.run)
+        self.changed = False
+        self.result.cursor_after = position.last_id
+
+    def finish(self) -> None:
+        """Wait for every chunk and store the cursor past them."""
+        for chunk in list(self.in_flight):
+            chunk.done.result()
+        self._accept_done()
+        self._commit()
+
+    def abandon(self, error: BaseException) -> None:
+        """After a failure: start no further chunk, let the writes under way end, and store the cursor past
+        the chunks accepted before the first one that was not, if the failure was not the cursor's own."""
+        self.failed.set()
+        wait([chunk.done for chunk in self.in_flight])
+        if isinstance(error, StateError):
+            return
+        attempted = [chunk.last_id for chunk in self.in_flight
+                     if chunk.last_id is not None and not isinstance(chunk.done.exception(), _Cancelled)]
+        self.sent_through = max([*attempted, self.position.last_id or 0]) or None
+        self.changed = (self.sent_through or 0) > max(self.position.sent_through or 0, self.position.last_id or 0)
+        self._accept_done()
+        try:
+            self._commit()
+        except StateError as exc:
+            log.warning("The cursor could not be stored after the failure (%s); the next run sends again "
+                        "the entries after it", exc)
 
 
 def build_source(config: Config, *, credentials: LookerCredentials | None = None,

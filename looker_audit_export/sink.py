@@ -42,13 +42,19 @@ class SinkError(RuntimeError):
 
 @dataclass
 class WriteStats:
-    """What a sink has done so far."""
+    """What a sink did for one run (each run passes its own, so overlapping runs count apart).
+
+    ``resent`` counts entries sent again in a request retried after an error that does not rule out that
+    Cloud Logging stored the first attempt (every transient error but RESOURCE_EXHAUSTED): those may be
+    stored twice.
+    """
 
     entries_written: int = 0
     shrunk: int = 0
     placeholders: int = 0
     write_calls: int = 0
     bytes_sent: int = 0
+    resent: int = 0
 
 
 Repair = Callable[[Message, str], Message]
@@ -57,10 +63,9 @@ Repair = Callable[[Message, str], Message]
 class Sink(Protocol):
     """Where mapped entries (serialised ``LogEntry`` messages) go."""
 
-    stats: WriteStats
-
-    def write(self, entries: Sequence[bytes], *, deadline: float, shrink: Repair, placeholder: Repair) -> None:
-        """Write every entry, or raise SinkError."""
+    def write(self, entries: Sequence[bytes], stats: WriteStats, *, deadline: float, shrink: Repair,
+              placeholder: Repair) -> None:
+        """Write every entry, counting into ``stats``, or raise SinkError."""
 
 
 def logging_client(emulator_host: str | None) -> LoggingServiceV2Client:
@@ -97,24 +102,25 @@ class CloudLoggingSink:
         self.client = client
         self.batch_entries = batch_entries
         self.retry_initial_seconds = retry_initial_seconds
-        self.stats = WriteStats()
 
-    def write(self, entries: Sequence[bytes], *, deadline: float, shrink: Repair, placeholder: Repair) -> None:
+    def write(self, entries: Sequence[bytes], stats: WriteStats, *, deadline: float, shrink: Repair,
+              placeholder: Repair) -> None:
         for batch in batches(entries, self.batch_entries):
-            rejected = self._send(batch, deadline)
-            self.stats.entries_written += len(batch) - len(rejected)
+            rejected = self._send(batch, deadline, stats)
+            stats.entries_written += len(batch) - len(rejected)
             for index, reason in rejected.items():
-                self._repair(LogEntryPb.FromString(batch[index]), reason, deadline, shrink, placeholder)
+                self._repair(LogEntryPb.FromString(batch[index]), reason, deadline, shrink, placeholder, stats)
 
-    def _repair(self, entry: Message, reason: str, deadline: float, shrink: Repair, placeholder: Repair) -> None:
+    def _repair(self, entry: Message, reason: str, deadline: float, shrink: Repair, placeholder: Repair,
+                stats: WriteStats) -> None:
         """Write a rejected entry shrunk, else as a placeholder; raise if even that is refused."""
         smaller = shrink(entry, reason)
-        if smaller.ByteSize() < entry.ByteSize() and not self._send([smaller.SerializeToString()], deadline):
-            self.stats.shrunk += 1
-            self.stats.entries_written += 1
+        if smaller.ByteSize() < entry.ByteSize() and not self._send([smaller.SerializeToString()], deadline, stats):
+            stats.shrunk += 1
+            stats.entries_written += 1
             return
         stand_in = placeholder(entry, reason)
-        refusal = self._send([stand_in.SerializeToString()], deadline)
+        refusal = self._send([stand_in.SerializeToString()], deadline, stats)
         if refusal:
             # The placeholder keeps the entry's time; if that time is what Cloud Logging refuses (say, more
             # than a day ahead), nothing with it can be written: stand in at the time of writing instead.
@@ -124,32 +130,45 @@ class CloudLoggingSink:
             moved.timestamp.FromSeconds(int(time.time()))  # type: ignore[attr-defined]
             stand_in = placeholder(moved, f"{reason}; written at the export time because the placeholder at "
                                           f"the event's time {original} was refused too ({refusal[0]})")
-            second = self._send([stand_in.SerializeToString()], deadline)
+            second = self._send([stand_in.SerializeToString()], deadline, stats)
             if second:
                 raise SinkError(f"Cloud Logging refused entry {entry.insert_id} and its placeholders: "  # type: ignore[attr-defined]
                                 f"{refusal[0]}; {second[0]}")
         log.warning("Entry %s was refused (%s); wrote a placeholder in its place",
                     entry.insert_id, reason)  # type: ignore[attr-defined]
-        self.stats.placeholders += 1
-        self.stats.entries_written += 1
+        stats.placeholders += 1
+        stats.entries_written += 1
 
-    def _send(self, batch: list[bytes], deadline: float) -> dict[int, str]:
+    def _send(self, batch: list[bytes], deadline: float, stats: WriteStats) -> dict[int, str]:
         """One request; returns the entries Cloud Logging rejected, by index, with the reason."""
         data = b"".join([field(_ENTRIES, entry) for entry in batch]) + _PARTIAL_SUCCESS
         size = len(data)
         if len(batch) > 1 and size > MAX_REQUEST_BYTES:
-            return self._send_halves(batch, deadline)
+            return self._send_halves(batch, deadline, stats)
         remaining = deadline - time.monotonic()
         if remaining <= 1:
             raise SinkError(f"time budget exhausted with {len(batch)} entries still to write")
+
+        request = WriteLogEntriesRequest.wrap(_RequestPb.FromString(data))
+        attempts: list[Exception | None] = []  # the error that led to each attempt (None for the first)
+
+        def attempt() -> None:
+            error = attempts[-1] if attempts else None
+            attempts.append(None)
+            stats.write_calls += 1
+            stats.bytes_sent += size
+            if error is not None and not isinstance(error, gexc.ResourceExhausted):  # a quota refusal stores nothing
+                stats.resent += len(batch)  # the earlier attempt may have been stored: this one may store it twice
+            self.client.write_log_entries(request=request, retry=None,
+                                          timeout=max(0.1, min(_CALL_TIMEOUT_SECONDS, deadline - time.monotonic())))
+
+        def failed(error: Exception) -> None:
+            attempts[-1] = error
+
         retry = gretry.Retry(predicate=gretry.if_exception_type(*_TRANSIENT), initial=self.retry_initial_seconds,
-                             maximum=30.0, multiplier=2.0, timeout=remaining)
-        request = _RequestPb.FromString(data)
-        self.stats.write_calls += 1
-        self.stats.bytes_sent += size
+                             maximum=30.0, multiplier=2.0, timeout=remaining, on_error=failed)
         try:
-            self.client.write_log_entries(request=WriteLogEntriesRequest.wrap(request), retry=retry,
-                                          timeout=min(_CALL_TIMEOUT_SECONDS, remaining))
+            retry(attempt)()
         except gexc.InvalidArgument as exc:
             errors = _partial_errors(exc)
             if errors:
@@ -160,7 +179,7 @@ class CloudLoggingSink:
             # Halve the batch until the invalid entries stand alone, so they cannot block the rest.
             log.info("Cloud Logging rejected a request of %d entries (%s); sending it in halves",
                      len(batch), exc.message)
-            return self._send_halves(batch, deadline)
+            return self._send_halves(batch, deadline, stats)
         except gexc.PermissionDenied as exc:
             raise SinkError(f"Cloud Logging denied the write ({exc.message}): grant the function's service "
                             "account roles/logging.logWriter on the project") from None
@@ -173,11 +192,11 @@ class CloudLoggingSink:
         return {}
 
 
-    def _send_halves(self, batch: list[bytes], deadline: float) -> dict[int, str]:
+    def _send_halves(self, batch: list[bytes], deadline: float, stats: WriteStats) -> dict[int, str]:
         """``_send`` each half of the batch; the rejected entries by their index in the whole batch."""
         half = len(batch) // 2
-        first = self._send(batch[:half], deadline)
-        second = self._send(batch[half:], deadline)
+        first = self._send(batch[:half], deadline, stats)
+        second = self._send(batch[half:], deadline, stats)
         return {**first, **{index + half: reason for index, reason in second.items()}}
 
 
@@ -207,10 +226,10 @@ class JsonLinesSink:
 
     def __init__(self, out: TextIO = sys.stdout) -> None:
         self.out = out
-        self.stats = WriteStats()
 
-    def write(self, entries: Sequence[bytes], *, deadline: float, shrink: Repair, placeholder: Repair) -> None:
+    def write(self, entries: Sequence[bytes], stats: WriteStats, *, deadline: float, shrink: Repair,
+              placeholder: Repair) -> None:
         for entry in entries:
             self.out.write(json_format.MessageToJson(LogEntryPb.FromString(entry), indent=None) + "\n")
-            self.stats.entries_written += 1
+            stats.entries_written += 1
         self.out.flush()

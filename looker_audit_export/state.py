@@ -28,10 +28,15 @@ class StateConflict(StateError):
 
 @dataclass
 class Position:
-    """Where one stream stands: the last exported id, or the time before which all was read."""
+    """Where one stream stands: the last exported id, or the time before which all was read.
+
+    ``sent_through``: the highest id a run had sent to Cloud Logging when it last stored the cursor, if
+    beyond ``last_id``; a later run that sends those ids again counts them in ``entries_resent``.
+    """
 
     last_id: int | None = None
     not_before: str | None = None
+    sent_through: int | None = None
 
 
 @dataclass
@@ -79,18 +84,21 @@ class Cursor:
 def _position(name: str, value: Any) -> Position:
     if not isinstance(value, dict):
         raise ValueError(f"stream {name!r} is not an object")
-    last, not_before = value.get("last_id"), value.get("not_before")
-    if last is not None and (not isinstance(last, int) or isinstance(last, bool) or last < 0):
-        raise ValueError(f"{name}.last_id is not a whole number")
+    last, not_before, sent = value.get("last_id"), value.get("not_before"), value.get("sent_through")
+    for key, number in (("last_id", last), ("sent_through", sent)):
+        if number is not None and (not isinstance(number, int) or isinstance(number, bool) or number < 0):
+            raise ValueError(f"{name}.{key} is not a whole number")
     if not_before is not None and not isinstance(not_before, str):
         raise ValueError(f"{name}.not_before is not a string")
-    return Position(last, not_before)
+    return Position(last, not_before, sent)
 
 
 class StateStore(Protocol):
     """Reads the cursor with a version token and writes it only if the token still matches."""
 
     uri: str
+    #: Least time between two writes of the cursor (seconds); the exporter waits rather than write sooner.
+    min_save_interval: float
 
     def load(self, *, deadline: float | None = None) -> tuple[bytes | None, int]:
         """The stored bytes (None when there are none yet) and their version token.
@@ -103,7 +111,14 @@ class StateStore(Protocol):
 
 
 class GcsStateStore:
-    """Cursor in a GCS object; the object generation is the precondition."""
+    """Cursor in a GCS object; the object generation is the precondition.
+
+    Cloud Storage allows one write per second to the same object name
+    (https://cloud.google.com/storage/quotas: "Maximum rate of writes to the same object name"), so the
+    exporter writes the cursor at most once a second.
+    """
+
+    min_save_interval = 1.0
 
     def __init__(self, uri: str, client: storage.Client, *, retry_initial_seconds: float = 1.0) -> None:
         self.uri = uri
@@ -143,7 +158,7 @@ class GcsStateStore:
                                     timeout=_STORAGE_TIMEOUT_SECONDS, retry=self._retry(deadline))
         except gexc.PreconditionFailed:
             raise StateConflict(f"Another run moved the cursor at {self.uri}; this run's cursor was not "
-                                "stored (its entries were written and will deduplicate)") from None
+                                "stored (its entries were written: the next run sends them again)") from None
         except gexc.Forbidden:
             raise StateError(f"Permission denied writing {self.uri}: grant the function's service account "
                              "object read/write on that bucket") from None
@@ -154,6 +169,8 @@ class GcsStateStore:
 
 class FileStateStore:
     """Cursor in a local file; a generation field and an exclusive lock file are the precondition."""
+
+    min_save_interval = 0.0
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
@@ -210,6 +227,8 @@ def _describe(exc: BaseException) -> str:
 
 class MemoryStateStore:
     """Cursor kept in memory only: for ``--dry-run`` and local trials without STATE_URI."""
+
+    min_save_interval = 0.0
 
     def __init__(self, data: bytes | None = None, uri: str = "memory://") -> None:
         self.uri = uri

@@ -38,6 +38,9 @@ def main() -> int:
         print(f"The function answered HTTP {status} ({'done' if status == 200 else 'Pub/Sub would redeliver'})")
         stats = read_json(env["STATS_URL"])
         print("Emulator counters:", json.dumps(stats, indent=2))
+        stored = dict(stats["logging"])  # type: ignore[call-overload]
+        print(f"Cloud Logging stored {stored['entries_stored']:,} entries, {stored['duplicates_stored']:,} of them "
+              "a second copy (same insertId and timestamp: hidden in Logs Explorer, but exported and billed)")
         client = LoggingServiceV2Client(
             transport=LoggingServiceV2GrpcTransport(channel=grpc.insecure_channel(env["LOGGING_EMULATOR_HOST"])))
         log_name = f"projects/{env['GOOGLE_CLOUD_PROJECT']}/logs/looker_system_activity_logs"

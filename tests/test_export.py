@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -10,7 +13,7 @@ import pytest
 from conftest import CLIENT_SECRET, Stack, now
 from google.cloud.audit.audit_log_pb2 import AuditLog
 
-from looker_audit_export.pipeline import ExportError
+from looker_audit_export.pipeline import MAX_UNCOMMITTED_ENTRIES, ExportError, RunSummary
 
 
 def audit(entry: object) -> AuditLog:
@@ -145,3 +148,54 @@ def test_a_deleted_user_is_looked_up_once_per_run(stack: Stack) -> None:
     assert sorted(stack.exported_ids()) == stack.visible_ids()
     assert stack.looker.stats()["cache_hits"] == 0, "no query of the run repeats an earlier one"
     assert summary.query_calls <= 3 * summary.pages
+
+
+def test_two_overlapping_runs_of_one_instance_each_count_only_their_own_work(stack: Stack) -> None:
+    """functions-framework serves requests on threads, and a Pub/Sub redelivery can overlap a slow run."""
+    stack.data.hide_after(stack.visible_ids()[499])
+    stack.looker.query_latency_seconds = 0.3  # both runs are under way at once
+    exporter = stack.exporter()
+    queries_before = stack.looker.stats()["query_calls"]
+    summaries: list[RunSummary] = []
+
+    def tick() -> None:
+        try:
+            summaries.append(exporter.run())
+        except ExportError as failure:  # the run that stores the cursor second is refused by its precondition
+            summaries.append(failure.summary)
+
+    threads = [threading.Thread(target=tick) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(summaries) == 2
+    for summary in summaries:
+        assert summary.events_read == summary.events_written == 500, summary
+    assert sum(s.events_written for s in summaries) == stack.logging.stats()["entries_stored"] == 1000
+    assert sum(s.write_calls for s in summaries) == stack.logging.stats()["write_calls"]
+    assert sum(s.query_calls for s in summaries) == stack.looker.stats()["query_calls"] - queries_before
+
+
+def test_at_most_two_chunks_are_ever_sent_beyond_the_stored_cursor_and_it_is_written_once_a_second(
+        stack: Stack) -> None:
+    """The bound on re-sending, seen from Cloud Logging: before every cursor write, what it holds beyond the
+    cursor already stored is at most 2,000 entries; and Cloud Storage's one write per second is kept."""
+    exporter = stack.exporter()
+    store = exporter.store
+    saves: list[tuple[float, int]] = []  # (when, entries Cloud Logging held beyond the stored cursor)
+    real_save = store.save
+
+    def save(data: bytes, token: int, *, deadline: float | None = None) -> int:
+        stored = stack.cursor_id()
+        held = stack.exported_ids()
+        saves.append((time.monotonic(), sum(1 for number in held if stored is None or number > stored)))
+        return real_save(data, token, deadline=deadline)
+
+    store.save = save  # type: ignore[method-assign]  # our own store, recorded; the GCS client is untouched
+    summary = exporter.run()
+    assert summary.caught_up and sorted(stack.exported_ids()) == stack.visible_ids()
+    assert summary.cursor_writes == len(saves) >= 12_000 // MAX_UNCOMMITTED_ENTRIES
+    assert max(beyond for _, beyond in saves) <= MAX_UNCOMMITTED_ENTRIES
+    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(saves)]
+    assert min(gaps) >= store.min_save_interval - 0.01, gaps

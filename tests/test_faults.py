@@ -1,9 +1,11 @@
 """Nothing lost under faults: every fault injected through the emulators, over the real wire.
 
 Each test injects a fault, runs the export as Pub/Sub would (the same instance again after a failed run,
-like a redelivery), then checks that Cloud Logging holds every visible Looker event exactly once (by
-insertId), that the cursor ends on the last event, and that no secret showed in any output.  The counts
-each test saw are printed in a table at the end of the session (see ``FAULT_COUNTS`` in conftest.py).
+like a redelivery), then checks that Cloud Logging holds every visible Looker event (by insertId), that
+what it stored twice (same insertId and timestamp: hidden in Logs Explorer, but exported and billed) is
+at most the entries one failure can leave in flight (``MAX_UNCOMMITTED_ENTRIES``, 2,000), that the cursor
+ends on the last event, and that no secret showed in any output.  The counts each test saw are printed in
+a table at the end of the session (see ``FAULT_COUNTS`` in conftest.py).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from google.cloud.audit.audit_log_pb2 import AuditLog
 
 from looker_audit_export import function
 from looker_audit_export.looker_source import transient_sql_error
-from looker_audit_export.pipeline import Exporter, ExportError, RunSummary
+from looker_audit_export.pipeline import MAX_UNCOMMITTED_ENTRIES, Exporter, ExportError, RunSummary
 
 ROOT = Path(__file__).resolve().parent.parent
 WRONG_SECRET = "wr0ng-Secret-value-also-never-shown"
@@ -58,21 +60,29 @@ def audit(entry: Any) -> AuditLog:
     return message
 
 
-def verify(stack: Stack, fault: str, *, runs: int, placeholders_expected: int = 0, shrunk: int = 0) -> None:
-    """Every visible event exactly once, the cursor on the last one; record the counts for the table."""
+def verify(stack: Stack, fault: str, *, runs: int, placeholders_expected: int = 0, shrunk: int = 0,
+           stored_twice: int | None = 0) -> int:
+    """Every visible event stored, at most one failure's in-flight entries stored twice (exactly
+    ``stored_twice`` when given), the cursor on the last one; record the counts for the table.
+
+    Returns how many entries were stored twice.
+    """
     counts = held(stack)
     expected = {f"looker-{host(stack)}-event-{number}" for number in stack.visible_ids()}
-    duplicates = sum(count - 1 for count in counts.values())
-    stand_ins = len(placeholders(stack))
+    twice = stack.logging.stats()["duplicates_stored"]
+    stand_ins = len({entry.insert_id for entry in placeholders(stack)})
     FAULT_COUNTS.append({
-        "fault": fault, "expected": len(expected), "found": len(expected & set(counts)), "duplicates": duplicates,
-        "dedup_ignored": stack.logging.stats()["duplicates_ignored"], "placeholders": stand_ins,
-        "shrunk": shrunk, "runs": runs,
+        "fault": fault, "expected": len(expected), "found": len(expected & set(counts)), "stored_twice": twice,
+        "placeholders": stand_ins, "shrunk": shrunk, "runs": runs,
     })
     assert set(counts) == expected, (len(expected - set(counts)), len(set(counts) - expected))
-    assert duplicates == 0
+    assert twice == sum(count - 1 for count in counts.values())  # every extra copy is a stored duplicate
+    assert twice <= MAX_UNCOMMITTED_ENTRIES
+    if stored_twice is not None:
+        assert twice == stored_twice
     assert stand_ins == placeholders_expected
     assert stack.cursor_id() == max(stack.visible_ids())
+    return twice
 
 
 def deliver(exporter: Exporter, *, attempts: int = 5) -> tuple[RunSummary, list[ExportError]]:
@@ -160,7 +170,16 @@ def test_wrong_secret_fails_fast_naming_host_and_secret_then_recovers(stack: Sta
     verify(stack, "Looker login 404 (wrong secret)", runs=2)
 
 
-def test_process_killed_between_pages_loses_and_duplicates_nothing(stack: Stack) -> None:
+def more_events(stack: Stack, count: int) -> None:
+    """``count`` more settled events, so that a run stores its cursor on the way (more than 2,000 entries)."""
+    start = now() - timedelta(minutes=1, seconds=30)
+    for index in range(count):
+        stack.data.add_event("create_dashboard", created=start + timedelta(milliseconds=index), user_id=1,
+                             attributes={"dashboard_id": str(index)})
+
+
+def test_process_killed_mid_run_loses_nothing_and_sends_at_most_two_chunks_again(stack: Stack) -> None:
+    more_events(stack, 4000)
     stack.looker.query_latency_seconds = 0.2  # pages take long enough to be killed between
     env = {**os.environ, **stack.env, **FAST, "PAGE_SIZE": "300"}
     process = subprocess.Popen([sys.executable, "-m", "looker_audit_export", "export"], cwd=ROOT, env=env,
@@ -173,6 +192,8 @@ def test_process_killed_between_pages_loses_and_duplicates_nothing(stack: Stack)
     assert process.returncode == -signal.SIGKILL, (out, err)
     killed_at = stack.cursor_id()
     assert killed_at is not None and killed_at < max(stack.visible_ids())  # it really was killed mid-way
+    sent_through = stack.cursor()["streams"]["events"]["sent_through"]
+    assert sent_through is not None and sent_through > killed_at  # the killed run said what it had sent
     assert CLIENT_SECRET not in out + err
     stack.looker.query_latency_seconds = 0.0
     rerun = subprocess.run([sys.executable, "-m", "looker_audit_export", "export"], cwd=ROOT, env=env,
@@ -180,8 +201,9 @@ def test_process_killed_between_pages_loses_and_duplicates_nothing(stack: Stack)
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout.strip().splitlines()[-1])
     assert summary["cursor_before"] == killed_at and summary["caught_up"]
+    assert 0 < summary["entries_resent"] <= MAX_UNCOMMITTED_ENTRIES
     assert CLIENT_SECRET not in rerun.stdout + rerun.stderr
-    verify(stack, "process killed between pages", runs=2)
+    verify(stack, "process killed mid-run", runs=2, stored_twice=None)
 
 
 # ----------------------------------------------------------- Cloud Logging
@@ -192,6 +214,8 @@ def test_logging_transient_errors_on_the_first_calls_are_retried(stack: Stack, c
     summary, failures = deliver(stack.exporter(**FAST))
     assert not failures and summary.caught_up
     assert stack.logging.stats()["rejected_calls"] == 3
+    # the first request (one page of 500) went three more times; only a quota refusal says it was not stored
+    assert summary.entries_resent == (0 if code == grpc.StatusCode.RESOURCE_EXHAUSTED else 3 * 500)
     verify(stack, f"Logging {code.name} (first 3 calls)", runs=1)
 
 
@@ -216,16 +240,17 @@ def test_logging_failing_every_call_fails_within_the_budget(stack: Stack, code: 
     verify(stack, f"Logging {code.name} (every call)", runs=2)
 
 
-def test_write_applied_but_answered_too_late_is_deduplicated_on_redelivery(stack: Stack) -> None:
+def test_write_applied_but_answered_too_late_is_sent_again_once(stack: Stack) -> None:
     stack.logging.inject_delay(10.5, times=1)  # past the client's deadline; the server still stores
     exporter = stack.exporter(**FAST, RUN_BUDGET_SECONDS="10")
-    with pytest.raises(ExportError):
+    with pytest.raises(ExportError) as failure:
         exporter.run()
-    assert stack.cursor_id() is None
+    assert stack.cursor_id() is None and failure.value.summary.entries_resent == 0
     time.sleep(0.7)  # let the late write land
-    deliver(exporter)
-    assert stack.logging.stats()["duplicates_ignored"] > 0
-    verify(stack, "Logging DEADLINE_EXCEEDED after storing", runs=2)
+    summary, _ = deliver(exporter)
+    # the first chunk (one page of 500) was stored twice; the rerun knows it sent it again
+    verify(stack, "Logging DEADLINE_EXCEEDED after storing", runs=2, stored_twice=500)
+    assert summary.entries_resent == 500
 
 
 def big_events(stack: Stack, count: int, size: int) -> list[int]:
@@ -281,7 +306,8 @@ def test_entry_refused_even_as_placeholder_stops_the_cursor_before_it(stack: Sta
     assert (stack.cursor_id() or 0) < target
     stack.logging.clear_rejections()
     deliver(exporter)
-    verify(stack, "Logging refuses an entry and its placeholders", runs=2)
+    # the rest of the refused entry's request (one page of 500) was stored, and is sent again with it
+    verify(stack, "Logging refuses an entry and its placeholders", runs=2, stored_twice=499)
 
 
 def test_pages_over_10_mb_are_split_below_the_request_limit(stack: Stack) -> None:
@@ -333,7 +359,7 @@ def test_secret_manager_unavailable_once_is_retried(stack: Stack) -> None:
 
 
 # ------------------------------------------------------------------- state
-def test_cursor_moved_by_another_run_fails_the_run_and_the_redo_is_exact(stack: Stack) -> None:
+def test_cursor_moved_by_another_run_fails_the_run_and_the_redo_sends_its_entries_again(stack: Stack) -> None:
     stack.looker.inject("slow:0.6", path_contains="queries/run", times=1)
 
     def another_run_commits() -> None:
@@ -349,10 +375,9 @@ def test_cursor_moved_by_another_run_fails_the_run_and_the_redo_is_exact(stack: 
     assert_clear(failure.value, "Another run moved the cursor", CURSOR)
     assert stack.gcs.stats()["precondition_failures"] >= 1
     written = len(held(stack))
-    assert written > 0  # the first page was written before the cursor commit failed
+    assert written > 0  # entries were written before the cursor write failed
     deliver(exporter)
-    assert stack.logging.stats()["duplicates_ignored"] >= written
-    verify(stack, "GCS 412: cursor moved by another run", runs=2)
+    verify(stack, "GCS 412: cursor moved by another run", runs=2, stored_twice=written)
 
 
 def test_corrupt_cursor_fails_clearly_and_nothing_passes_it(stack: Stack) -> None:
@@ -380,7 +405,7 @@ def test_state_backend_unavailable_briefly_is_retried(stack: Stack) -> None:
     verify(stack, "GCS 503 (twice)", runs=1)
 
 
-def test_state_backend_down_at_commit_fails_within_budget_and_redo_is_exact(stack: Stack) -> None:
+def test_state_backend_down_at_commit_fails_within_budget_and_redo_sends_the_rest_again(stack: Stack) -> None:
     stack.looker.inject("slow:0.6", path_contains="queries/run", times=1)
 
     def backend_goes_down() -> None:
@@ -396,10 +421,11 @@ def test_state_backend_down_at_commit_fails_within_budget_and_redo_is_exact(stac
     thread.join()
     assert time.monotonic() - started < 12
     assert_clear(failure.value, f"gs://{BUCKET}/{CURSOR}", "could not be written")
-    assert held(stack)  # entries written, cursor not moved
+    written = len(held(stack))
+    assert written  # entries written, cursor not moved: the redo sends them again
     stack.gcs.clear_faults()
     deliver(exporter)
-    verify(stack, "GCS 503 at commit (every call)", runs=2)
+    verify(stack, "GCS 503 at commit (every call)", runs=2, stored_twice=written)
 
 
 def test_state_backend_down_at_start_fails_within_budget(stack: Stack) -> None:

@@ -81,7 +81,7 @@ def test_write_merges_request_defaults_and_assigns_ids(emulator: LoggingEmulator
         "write_calls": 1,
         "entries_received": 2,
         "entries_stored": 2,
-        "duplicates_ignored": 0,
+        "duplicates_stored": 0,
         "invalid_entries": 0,
         "rejected_calls": 0,
         "bytes_received": 0,
@@ -228,12 +228,16 @@ def test_payload_and_severity_rules(emulator: LoggingEmulator, client: Any) -> N
     assert [e.insert_id for e in emulator.entries()] == ["json", "empty"]
 
 
-def test_duplicates_are_stored_once(emulator: LoggingEmulator, client: Any) -> None:
+def test_duplicates_are_stored_and_hidden_only_when_listed(emulator: LoggingEmulator, client: Any) -> None:
+    """Same insertId and timestamp: stored (billed, exported) again, removed from a query result."""
     stamp = ts()
-    write(client, [entry("dup", timestamp=stamp)])
-    write(client, [entry("dup", timestamp=stamp), entry("dup", timestamp=ts(1))])
-    assert len(emulator.entries()) == 2
-    assert emulator.stats()["duplicates_ignored"] == 1
+    write(client, [entry("dup", timestamp=stamp, labels={"try": "1"})])
+    write(client, [entry("dup", timestamp=stamp, labels={"try": "2"}), entry("dup", timestamp=ts(1))])
+    assert len(emulator.entries()) == 3 and emulator.stats()["entries_stored"] == 3
+    assert emulator.stats()["duplicates_stored"] == 1
+    listed = list(client.list_log_entries(resource_names=["projects/demo-project"], filter=f'logName="{LOG}"'))
+    assert [(e.insert_id, e.labels.get("try")) for e in listed] == [
+        ("dup", "1"), ("dup", None)]  # the first one stored stands for its duplicates; another time is no duplicate
 
 
 def test_entries_are_required(client: Any) -> None:
@@ -301,7 +305,7 @@ def test_store_entries_false_only_counts(client: Any) -> None:
         stamp = ts()
         write(counting, [entry("a", timestamp=stamp), entry("a", timestamp=stamp), entry("b")])
         assert emulator.entries() == []
-        assert emulator.stats()["entries_stored"] == 2 and emulator.stats()["duplicates_ignored"] == 1
+        assert emulator.stats()["entries_stored"] == 3 and emulator.stats()["duplicates_stored"] == 1
         channel.close()
 
 
