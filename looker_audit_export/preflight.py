@@ -95,6 +95,10 @@ def _looker_checks(config: Config, source: LookerSource) -> list[Check]:
     checks.append(login)
     if not login.ok:
         return checks + _not_run(config, "the Looker login failed")
+    checks.append(_attempt("API user", lambda: source.api_user_id(deadline),
+                           "GET /api/4.0/user (me) answers; its own logins and System Activity queries are "
+                           "labelled looker_exporter=self",
+                           "the API user must be able to read itself (GET /api/4.0/user); check its role"))
     checks.append(_attempt("System Activity query", lambda: source.probe(deadline),
                            "a one-row query on system__activity/event works (1 query call)",
                            "give the API user a role with the see_system_activity permission"))
@@ -141,7 +145,7 @@ def _fields(source: LookerSource, explore: str, deadline: float) -> Check:
 
 
 def _not_run(config: Config, why: str) -> list[Check]:
-    names = ["System Activity query", *(f"Fields of {explore}" for stream in config.streams
+    names = ["API user", "System Activity query", *(f"Fields of {explore}" for stream in config.streams
                                          for explore in explore_fields.STREAM_EXPLORES[stream]), "Time zone"]
     return [Check(name, False, f"not run: {why}", "fix the check above first") for name in names]
 
@@ -188,8 +192,8 @@ def _budget(config: Config, schedule: str | None) -> Check:
     detail = (f"{said} is {runs:,} runs a month; with {', '.join(config.streams)} that is {low:,} query calls "
               f"(nothing new) to {high:,} (new events every run), against the {STANDARD_EDITION_QUERY_CALLS:,} a "
               "month of Looker (Google Cloud core) Standard edition; each new function instance also makes "
-              f"{1 + sum(len(explore_fields.STREAM_EXPLORES[s]) for s in config.streams)} metadata calls "
-              "(settings, explore fields): not queries, but they may count against the edition's 1,000 "
+              f"{2 + sum(len(explore_fields.STREAM_EXPLORES[s]) for s in config.streams)} metadata calls "
+              "(settings, explore fields, the API user): not queries, but they may count against the edition's 1,000 "
               "administrative API calls")
     if high > STANDARD_EDITION_QUERY_CALLS:
         hours = _fitting_hours(per_run)

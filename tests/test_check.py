@@ -40,7 +40,7 @@ def test_all_green_changes_nothing(stack: Stack) -> None:
     result = check(stack.env, "--schedule", FITTING)
     assert result.returncode == 0, result.stdout + result.stderr
     found = lines(result)
-    assert set(found) == {"Credentials", "Looker login", "System Activity query", "Fields of event",
+    assert set(found) == {"Credentials", "Looker login", "API user", "System Activity query", "Fields of event",
                           "Fields of event_attribute", "Fields of user", "Time zone", "Looker query budget",
                           "Cloud Logging write", "Cursor location"}
     assert all(line.startswith("✓") for line in found.values())
@@ -51,8 +51,18 @@ def test_all_green_changes_nothing(stack: Stack) -> None:
     assert stack.logging.stats()["write_calls"] == 1 and stack.logging.entries() == []
     assert stack.cursor() == {} and stack.gcs.object_names(BUCKET) == []
     assert stack.gcs.stats()["deletes"] == 1
-    assert stack.looker.stats()["query_calls"] == 1
+    assert stack.looker.stats()["query_calls"] == 1 and stack.looker.stats()["me_calls"] == 1
     assert CLIENT_SECRET not in result.stdout + result.stderr
+
+
+def test_an_api_user_that_cannot_read_itself_fails_with_the_fix(stack: Stack) -> None:
+    stack.looker.inject(403, path_contains="/api/4.0/user", times=1)
+    result = check(stack.env, "--schedule", FITTING)
+    assert result.returncode == 1
+    found = lines(result)
+    assert found["API user"].startswith("✗") and "HTTP 403" in found["API user"]
+    assert "GET /api/4.0/user" in found["API user fix"]
+    assert found["System Activity query"].startswith("✓")
 
 
 def test_a_live_cursor_is_read_and_left_alone(stack: Stack) -> None:
@@ -139,4 +149,5 @@ def test_wrong_credentials_fail_the_login_and_skip_what_needs_it(stack: Stack, t
     assert found["Credentials"].startswith("✓")
     assert found["Looker login"].startswith("✗") and "HTTP 404 on login" in found["Looker login"]
     assert found["Time zone"] == "✗ Time zone: not run: the Looker login failed"
+    assert found["API user"] == "✗ API user: not run: the Looker login failed"
     assert CLIENT_SECRET not in result.stdout + result.stderr
