@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -65,6 +67,17 @@ class Stack:
     def cursor_id(self, stream: str = "events") -> int | None:
         """The last exported id of a stream, as stored in the cursor object."""
         return self.cursor().get("streams", {}).get(stream, {}).get("last_id")
+
+
+def checkov() -> str:
+    """The checkov to run: ``$CHECKOV``, else the one on PATH. Without one a CI run fails and a local run skips."""
+    exe = os.environ.get("CHECKOV") or shutil.which("checkov")
+    if not exe:
+        message = "checkov not found: set CHECKOV=/path/to/checkov or put it on PATH"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return exe
 
 
 def now() -> datetime:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import hcl2
 import pytest
+from conftest import checkov
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -171,12 +171,7 @@ def test_this_test_run_uses_exactly_the_dev_lock() -> None:
 
 
 def test_the_checkov_in_use_is_the_pinned_one() -> None:
-    exe = os.environ.get("CHECKOV") or shutil.which("checkov")
-    if not exe:
-        message = "checkov not found: set CHECKOV=/path/to/checkov or put it on PATH"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    exe = checkov()
     result = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == pins(CHECKOV)["checkov"]
 

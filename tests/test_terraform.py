@@ -27,6 +27,7 @@ from typing import Any
 
 import hcl2
 import pytest
+from conftest import checkov
 
 ROOT = Path(__file__).resolve().parent.parent
 TF = ROOT / "terraform"
@@ -1139,12 +1140,7 @@ def test_checkov_skips_are_inline_and_reasoned():
 
 
 def test_checkov_passes():
-    exe = os.environ.get("CHECKOV") or shutil.which("checkov")
-    if not exe:
-        message = "checkov not found: set CHECKOV=/path/to/checkov or put it on PATH"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    exe = checkov()
     result = subprocess.run(
         [
             exe,
