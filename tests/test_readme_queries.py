@@ -236,3 +236,30 @@ def test_the_parser_rejects_a_quoted_path_and_a_dotted_key_is_not_a_plain_path()
     new = Query('protoPayload.response.looker.event.id="1003"')
     flat = {"protoPayload": {"response": {"looker": {"event.id": 1003.0}}}}
     assert not old.test(flat) and any(new.test(entry) for entry in ENTRIES)
+
+
+def test_the_bigquery_deduplication_query_names_the_linked_dataset_and_logentry_columns() -> None:
+    """The README's SQL reads the dataset Terraform links by default, by columns of the LogEntry schema.
+
+    Log Analytics views have the LogEntry fields as columns, in snake case (the proto's own field names):
+    https://cloud.google.com/logging/docs/analyze/query-and-view.
+    """
+    from google.cloud.logging_v2.types import LogEntry
+
+    blocks = re.findall(r"```sql\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    sql = next(block for block in blocks if "QUALIFY" in block)
+    terraform = Path(__file__).parent.parent / "terraform"
+    declared = re.search(r'variable "name_prefix" \{.*?\n  default\s*=\s*"([^"]+)"',
+                         (terraform / "variables.tf").read_text(encoding="utf-8"), re.S)
+    assert declared, "variable name_prefix has a default"
+    prefix = declared.group(1)
+    assert 'replace("${var.name_prefix}_audit", "-", "_")' in (terraform / "retention.tf").read_text()
+    dataset = prefix.replace("-", "_") + "_audit"
+    assert f"`PROJECT_ID.{dataset}._AllLogs`" in sql
+    assert f'log_name = "{EVENTS_LOG}"' in sql
+    columns = set(LogEntry.pb().DESCRIPTOR.fields_by_name)
+    code = re.sub(r'`[^`]*`|"[^"]*"', "", sql)  # without the table name and the strings
+    named = set(re.findall(r"\b[a-z][a-z_]*\b", code))  # the columns: the SQL keywords are in capitals
+    assert {"insert_id", "timestamp", "receive_timestamp", "log_name"} <= named
+    assert named <= columns, f"not LogEntry columns: {named - columns}"
+    assert "PARTITION BY insert_id, timestamp" in sql  # the pair Cloud Logging treats as one entry
