@@ -25,73 +25,78 @@ locals {
   # from the query_calls distribution.
   query_calls_sum = "{\"${local.metric_prefix}/${local.summary_values.query_calls.metric}_sum\", monitored_resource=\"cloud_run_revision\"}"
 
-  dashboard_health_charts = [
-    {
-      title = "Successful runs per hour, by function"
-      xyChart = {
-        dataSets = [{
-          plotType   = "STACKED_BAR"
-          targetAxis = "Y1"
-          timeSeriesQuery = {
-            timeSeriesFilter = {
-              filter      = local.health_metric_filter.successful
-              aggregation = { alignmentPeriod = "3600s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.function"] }
-            }
-          }
-        }]
-        yAxis = { label = "runs", scale = "LINEAR" }
+  # The charts of one log-based metric each, one spec a chart: its title, plot
+  # type, the metric's filter and how its series are aggregated (Cloud Monitoring
+  # API names), the y axis label and, if an alert watches the metric, the
+  # alert's threshold. The health charts plot per function, the security charts
+  # (one per enabled signal) per Looker host.
+  dashboard_metric_chart_specs = {
+    health = [
+      {
+        title       = "Successful runs per hour, by function"
+        plot        = "STACKED_BAR"
+        filter      = local.health_metric_filter.successful
+        aggregation = { alignmentPeriod = "3600s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.function"] }
+        y_axis      = "runs"
+      },
+      {
+        title       = "Failed runs per hour, by function"
+        plot        = "STACKED_BAR"
+        filter      = local.health_metric_filter.failed
+        aggregation = { alignmentPeriod = "3600s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.function"] }
+        y_axis      = "runs"
+        threshold   = { value = var.exporter_failed_runs_threshold, label = "exporter_failures alert" }
+      },
+      {
+        title       = "Events written per run (mean per hour), by function"
+        plot        = "LINE"
+        filter      = local.health_metric_filter.events_written
+        aggregation = { alignmentPeriod = "3600s", perSeriesAligner = "ALIGN_MEAN", crossSeriesReducer = "REDUCE_MEAN", groupByFields = ["metric.label.function"] }
+        y_axis      = "events per run"
+      },
+      {
+        title       = "Lag (summary.lag_seconds), by function"
+        plot        = "LINE"
+        filter      = local.health_metric_filter.lag
+        aggregation = { alignmentPeriod = "600s", perSeriesAligner = "ALIGN_MEAN", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["metric.label.function"] }
+        y_axis      = "seconds"
+        threshold   = { value = var.exporter_max_lag_seconds, label = "exporter_lag alert" }
+      },
+    ]
+    security = [
+      for k, s in local.enabled_security_signals : {
+        title       = "${k}: ${s.title}, per hour by Looker host"
+        plot        = "STACKED_BAR"
+        filter      = "metric.type=\"${local.metric_prefix}/${s.metric}\""
+        aggregation = { alignmentPeriod = "3600s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.looker_host"] }
+        y_axis      = "events"
       }
-    },
-    {
-      title = "Failed runs per hour, by function"
-      xyChart = {
-        dataSets = [{
-          plotType   = "STACKED_BAR"
-          targetAxis = "Y1"
-          timeSeriesQuery = {
-            timeSeriesFilter = {
-              filter      = local.health_metric_filter.failed
-              aggregation = { alignmentPeriod = "3600s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.function"] }
-            }
-          }
-        }]
-        thresholds = [{ value = var.exporter_failed_runs_threshold, label = "exporter_failures alert", targetAxis = "Y1" }]
-        yAxis      = { label = "runs", scale = "LINEAR" }
+    ]
+  }
+
+  # The widgets of those charts, by section; a threshold is drawn only on a
+  # chart whose spec has one.
+  dashboard_metric_charts = {
+    for section, specs in local.dashboard_metric_chart_specs : section => [
+      for s in specs : {
+        title = s.title
+        xyChart = merge(
+          {
+            dataSets = [{
+              plotType        = s.plot
+              targetAxis      = "Y1"
+              timeSeriesQuery = { timeSeriesFilter = { filter = s.filter, aggregation = s.aggregation } }
+            }]
+            yAxis = { label = s.y_axis, scale = "LINEAR" }
+          },
+          lookup(s, "threshold", null) == null ? {} : { thresholds = [merge(s.threshold, { targetAxis = "Y1" })] },
+        )
       }
-    },
-    {
-      title = "Events written per run (mean per hour), by function"
-      xyChart = {
-        dataSets = [{
-          plotType   = "LINE"
-          targetAxis = "Y1"
-          timeSeriesQuery = {
-            timeSeriesFilter = {
-              filter      = local.health_metric_filter.events_written
-              aggregation = { alignmentPeriod = "3600s", perSeriesAligner = "ALIGN_MEAN", crossSeriesReducer = "REDUCE_MEAN", groupByFields = ["metric.label.function"] }
-            }
-          }
-        }]
-        yAxis = { label = "events per run", scale = "LINEAR" }
-      }
-    },
-    {
-      title = "Lag (summary.lag_seconds), by function"
-      xyChart = {
-        dataSets = [{
-          plotType   = "LINE"
-          targetAxis = "Y1"
-          timeSeriesQuery = {
-            timeSeriesFilter = {
-              filter      = local.health_metric_filter.lag
-              aggregation = { alignmentPeriod = "600s", perSeriesAligner = "ALIGN_MEAN", crossSeriesReducer = "REDUCE_MAX", groupByFields = ["metric.label.function"] }
-            }
-          }
-        }]
-        thresholds = [{ value = var.exporter_max_lag_seconds, label = "exporter_lag alert", targetAxis = "Y1" }]
-        yAxis      = { label = "seconds", scale = "LINEAR" }
-      }
-    },
+    ]
+  }
+
+  # The health section: its metric charts, then the Looker query calls (PromQL).
+  dashboard_health_charts = concat(local.dashboard_metric_charts.health, [
     {
       title = "Looker query calls, trailing 24 h, by function"
       xyChart = {
@@ -109,26 +114,8 @@ locals {
         timeSeriesQuery = { prometheusQuery = "sum(increase(${local.query_calls_sum}[30d]))", unitOverride = "1" }
       }
     },
-  ]
-
-  dashboard_security_charts = [
-    for k, s in local.enabled_security_signals : {
-      title = "${k}: ${s.title}, per hour by Looker host"
-      xyChart = {
-        dataSets = [{
-          plotType   = "STACKED_BAR"
-          targetAxis = "Y1"
-          timeSeriesQuery = {
-            timeSeriesFilter = {
-              filter      = "metric.type=\"${local.metric_prefix}/${s.metric}\""
-              aggregation = { alignmentPeriod = "3600s", perSeriesAligner = "ALIGN_SUM", crossSeriesReducer = "REDUCE_SUM", groupByFields = ["metric.label.looker_host"] }
-            }
-          }
-        }]
-        yAxis = { label = "events", scale = "LINEAR" }
-      }
-    }
-  ]
+  ])
+  dashboard_security_charts = local.dashboard_metric_charts.security
 
   # Two charts a row under each section's header.
   dashboard_health_rows   = ceil(length(local.dashboard_health_charts) / 2)
