@@ -106,9 +106,12 @@ CHANGE_PREFIXES = ("create_", "update_", "delete_", "add_", "remove_", "set_", "
 #: Generic rule: a change to one of these objects changes who may do what: NOTICE. Written as
 #: Logging-query regular expressions too (``terraform/signals.tf``, role_changes).
 ACCESS_OBJECTS = ("role", "permission", "model_set", "group")
+#: Generic rule: a change to a user or its credentials (API keys, logins) is NOTICE too, but not part of the
+#: role_changes signal: user accounts change too often for every change to open an incident.
+ACCOUNT_OBJECTS = ("user", "credential")
 CHANGE_REGEX = "^(" + "|".join(prefix.rstrip("_") for prefix in CHANGE_PREFIXES) + ")_"
 ACCESS_OBJECT_REGEX = "|".join(ACCESS_OBJECTS)
-_ACCESS_CHANGE = re.compile(ACCESS_OBJECT_REGEX)
+_ACCESS_CHANGE = re.compile("|".join(ACCESS_OBJECTS + ACCOUNT_OBJECTS))
 
 
 def is_failure(name: str) -> bool:
@@ -118,7 +121,7 @@ def is_failure(name: str) -> bool:
 
 def is_access_change(name: str, category: str) -> bool:
     """A change of who may do what: documented ones, Admin Activity settings, or a change to a role,
-    permission, model set or group (by its name)."""
+    permission, model set, group, user or credential (by its name)."""
     if name in NOTICE_EVENTS:
         return True
     if not name.startswith(CHANGE_PREFIXES):

@@ -97,7 +97,8 @@ def test_entry_is_a_real_audit_log_entry() -> None:
     ("login_failure", "authentication", "WARNING"), ("scheduler_execute_failed", "scheduler", "WARNING"),
     ("user_permission_elevation", "undocumented", "NOTICE"), ("set_login_notification_text", "settings", "NOTICE"),
     ("add_group_user", "group", "NOTICE"), ("update_permission_set", "permission_set", "NOTICE"),
-    ("create_user", "user", "INFO"), ("create_dashboard", "dashboard", "INFO"), ("login", "authentication", "INFO"),
+    ("create_user", "user", "NOTICE"), ("delete_user_credentials_api3", "undocumented", "NOTICE"),
+    ("create_dashboard", "dashboard", "INFO"), ("login", "authentication", "INFO"),
     ("inactivity_logout", "authentication", "INFO"),
 ])
 def test_severity_table(name: str, category: str, severity: str) -> None:
