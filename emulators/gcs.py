@@ -8,15 +8,18 @@ uploads (``/upload``, ``uploadType=media|multipart``; resumable uploads are
 refused) and delete.  Preconditions ``ifGenerationMatch`` (``0``: must not
 exist), ``ifGenerationNotMatch``, ``ifMetagenerationMatch`` and
 ``ifMetagenerationNotMatch`` answer 412 ``conditionNotMet`` (304 on reads for
-the *NotMatch* ones) like GCS.  Buckets are unversioned: only the live
-generation exists.  Generations are microsecond timestamps, strictly
-increasing, as on GCS.  ``GET /_emulator/stats`` returns counters.
+the *NotMatch* ones) like GCS.  A write to an object less than a second after
+its last one is answered 429 ``rateLimitExceeded`` (GCS allows one write per
+second per object name).  Buckets are unversioned: only the live generation
+exists.  Generations are microsecond timestamps, strictly increasing, as on
+GCS.  ``GET /_emulator/stats`` returns counters.
 
 The cursor tests also run against fake-gcs-server (tests/fake_gcs.py, tests/test_state.py); this emulator
 is kept for what fake-gcs-server (v1.54.0, as pinned) lacks: injected faults (``inject``: 429/5xx for the
-client's retries, 503 until cleared for a backend outage, 403 for a missing grant), counters (requests,
-precondition failures), and preconditions on every call: fake-gcs-server honours ``ifGenerationMatch`` on
-multipart uploads (the client's path for the cursor) but ignores it on media uploads, reads and deletes.
+client's retries, 503 until cleared for a backend outage, 403 for a missing grant), the one-write-per-second
+limit per object, counters (requests, precondition failures, rate-limited writes), and preconditions on
+every call: fake-gcs-server honours ``ifGenerationMatch`` on multipart uploads (the client's path for the
+cursor) but ignores it on media uploads, reads and deletes.
 """
 
 from __future__ import annotations
@@ -118,8 +121,14 @@ class GcsEmulator(HttpServed):
         port: int = 0,
         *,
         extra_stats: Callable[[], Mapping[str, Any]] | None = None,
+        object_write_interval: float = 1.0,
     ) -> None:
         self._host = host
+        #: Cloud Storage allows one write per second to the same object name
+        #: (https://cloud.google.com/storage/quotas); a create, update or delete of an object sooner than this
+        #: after its last one is answered 429 ``rateLimitExceeded``, as GCS may.
+        self.object_write_interval = object_write_interval
+        self._last_write: dict[tuple[str, str], float] = {}
         self._port = port
         self._extra_stats = extra_stats
         self._lock = threading.Lock()
@@ -135,6 +144,7 @@ class GcsEmulator(HttpServed):
                 "deletes",
                 "precondition_failures",
                 "injected_faults",
+                "rate_limited",
             ),
             0,
         )
@@ -218,6 +228,16 @@ class GcsEmulator(HttpServed):
         if bucket is None:
             raise HttpError(404, "The specified bucket does not exist.")
         return bucket
+
+    def _mutation(self, bucket: str, name: str) -> None:
+        """Refuse a write to ``name`` sooner than ``object_write_interval`` after its last one; else note it."""
+        now = time.monotonic()
+        last = self._last_write.get((bucket, name))
+        if last is not None and now - last < self.object_write_interval:
+            self._stats["rate_limited"] += 1
+            raise HttpError(429, "The object exceeded the rate limit for object mutation operations (create, "
+                                 "update, and delete). Please reduce your request rate.")
+        self._last_write[(bucket, name)] = now
 
     def _put(self, bucket: str, name: str, data: bytes, content_type: str, metadata: dict[str, str]) -> _Object:
         generation = max(time.time_ns() // 1000, self._last_generation + 1)
@@ -367,6 +387,7 @@ class GcsEmulator(HttpServed):
     def _delete(self, bucket: str, name: str, query: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
         obj = self._live(bucket, name, query)
         self._check_preconditions(query, obj, read=False)
+        self._mutation(bucket, name)
         del self._buckets[bucket].objects[name]
         self._stats["deletes"] += 1
         return 204, {}, b""
@@ -405,6 +426,7 @@ class GcsEmulator(HttpServed):
                 400, f'Provided MD5 hash "{metadata["md5Hash"]}" doesn\'t match calculated MD5 hash "{_md5(data)}".'
             )
         self._check_preconditions(query, self._bucket(bucket).objects.get(name), read=False)
+        self._mutation(bucket, name)
         custom = {str(k): str(v) for k, v in (metadata.get("metadata") or {}).items()}
         obj = self._put(bucket, name, data, content_type, custom)
         self._stats["uploads"] += 1

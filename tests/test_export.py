@@ -199,3 +199,4 @@ def test_at_most_two_chunks_are_ever_sent_beyond_the_stored_cursor_and_it_is_wri
     assert max(beyond for _, beyond in saves) <= MAX_UNCOMMITTED_ENTRIES
     gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(saves)]
     assert min(gaps) >= store.min_save_interval - 0.01, gaps
+    assert stack.gcs.stats()["rate_limited"] == 0  # the emulator refuses a second write within a second

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +20,8 @@ NAME = "looker/state.json"
 
 @pytest.fixture
 def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[GcsEmulator]:
-    with GcsEmulator(extra_stats=lambda: {"other": {"n": 1}}) as emu:
+    # The protocol tests write one object many times a second; the write-rate limit has its own test.
+    with GcsEmulator(extra_stats=lambda: {"other": {"n": 1}}, object_write_interval=0.0) as emu:
         emu.create_bucket("demo-state")
         monkeypatch.setenv("STORAGE_EMULATOR_HOST", emu.base_url)
         yield emu
@@ -178,3 +180,20 @@ def test_bucket_insert(emulator: GcsEmulator) -> None:
     assert client.create_bucket("fresh-bucket").name == "fresh-bucket"
     with pytest.raises(exceptions.Conflict):
         client.create_bucket("fresh-bucket")
+
+
+def test_one_write_per_second_per_object_as_gcs_allows(monkeypatch: pytest.MonkeyPatch) -> None:
+    with GcsEmulator() as emu:  # the default: GCS's documented limit
+        emu.create_bucket("demo-state")
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", emu.base_url)
+        bucket = storage.Client(project="demo-project").bucket("demo-state")
+        first = put(bucket, b'{"v": 1}', 0)
+        with pytest.raises(exceptions.TooManyRequests, match="rate limit for object mutation"):
+            put(bucket, b'{"v": 2}', first.generation or 0)
+        bucket.blob("other.json").upload_from_string(b"{}", retry=None)  # another object is not limited
+        assert emu.stats()["rate_limited"] == 1
+        time.sleep(1.05)
+        assert put(bucket, b'{"v": 2}', first.generation or 0).generation
+        # The client's default retry waits the limit out on its own.
+        bucket.blob(NAME).upload_from_string(b'{"v": 3}', if_generation_match=None)
+        assert emu.stats()["rate_limited"] >= 2 and bucket.blob(NAME).download_as_bytes() == b'{"v": 3}'
