@@ -116,13 +116,14 @@ class _Settings(api_settings.ApiSettings):
         return config  # type: ignore[return-value]
 
 
-@dataclass
-class _LastResponse:
-    """The HTTP status and path of the SDK's last response (the SDK's errors carry neither)."""
+class _LastResponse(threading.local):
+    """The HTTP status and path of the SDK's last response in the calling thread (the SDK's errors carry
+    neither). Per thread: runs that overlap in one instance share the session, each in its reader thread."""
 
-    status: int | None = None
-    path: str = ""
-    retry_after: float = 0.0
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.path = ""
+        self.retry_after = 0.0
 
     def hook(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.status = response.status_code
