@@ -93,7 +93,7 @@ class Config:
             looker_verify_ssl=_boolean(env, "LOOKER_VERIFY_SSL", True),
             looker_timeout_seconds=_integer(env, "LOOKER_TIMEOUT_SECONDS", 120, 1, 3600),
             page_size=_integer(env, "PAGE_SIZE", 5000, 1, 50_000),
-            write_batch_entries=_integer(env, "WRITE_BATCH_ENTRIES", 1000, 1, 10_000),
+            write_batch_entries=_integer(env, "WRITE_BATCH_ENTRIES", 1000, 1, 1000),  # 2 in flight: ≤ 2,000 re-sent
             run_budget_seconds=_integer(env, "RUN_BUDGET_SECONDS", 480, 10, 3600),
             max_message_age_seconds=_integer(env, "MAX_MESSAGE_AGE_SECONDS", 3600, 60, 7 * 24 * 3600),
             retry_initial_seconds=_number(env, "RETRY_INITIAL_SECONDS", 1.0, 0.01, 30.0),

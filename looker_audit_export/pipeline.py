@@ -117,9 +117,9 @@ MAX_UNCOMMITTED_ENTRIES = 2 * WRITE_CHUNK_ENTRIES
 
 
 def chunk_entries(batch_entries: int) -> int:
-    """Entries per chunk: whole write batches, at most ``WRITE_CHUNK_ENTRIES`` (a bigger batch is cut to it)."""
-    return max(1, WRITE_CHUNK_ENTRIES // batch_entries) * batch_entries if batch_entries <= WRITE_CHUNK_ENTRIES \
-        else WRITE_CHUNK_ENTRIES
+    """Entries per chunk: whole write batches (``WRITE_BATCH_ENTRIES`` is at most ``WRITE_CHUNK_ENTRIES``)."""
+    return max(1, WRITE_CHUNK_ENTRIES // batch_entries) * batch_entries
+
 
 #: A row time further than this after the settle point cannot be true (the query asked for rows before now).
 IMPLAUSIBLE_FUTURE = timedelta(days=1)
