@@ -380,12 +380,8 @@ class LookerSource:
                                       f"{_short(getattr(exc, 'message', '') or str(exc))}") from None
                 problem = self._classify(exc) if isinstance(exc, looker_error.SDKError) else (
                     f"Looker {self.host} sent an unreadable answer for {what}")
-            delay = min(_BACKOFF_CAP_SECONDS, self.backoff_seconds * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-            delay = max(delay, self._last.retry_after)
-            if attempt >= _MAX_ATTEMPTS or time.monotonic() + delay >= deadline:
+            if not self._wait_to_retry(problem, attempt, deadline):
                 raise LookerUnavailable(f"{problem}; giving up after {attempt} attempts")
-            log.warning("%s; retrying in %.1fs (attempt %d of %d)", problem, delay, attempt, _MAX_ATTEMPTS)
-            self.sleep(delay)
 
     def _query(self, view: str, fields: Iterable[str], filters: dict[str, str], sorts: list[str],
                limit: int, deadline: float) -> list[dict[str, Any]]:
@@ -422,15 +418,22 @@ class LookerSource:
                 attempt -= 1
                 log.info("%s; logging in again", problem)
                 continue
-            if attempt == _MAX_ATTEMPTS:
+            if not self._wait_to_retry(problem, attempt, deadline):
                 break
-            delay = min(_BACKOFF_CAP_SECONDS, self.backoff_seconds * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-            delay = max(delay, self._last.retry_after)  # a 429 or 503 may say how long to wait
-            if time.monotonic() + delay >= deadline:
-                break
-            log.warning("%s; retrying in %.1fs (attempt %d of %d)", problem, delay, attempt, _MAX_ATTEMPTS)
-            self.sleep(delay)
         raise LookerUnavailable(f"{problem}; giving up after {attempt} attempts")
+
+    def _wait_to_retry(self, problem: str, attempt: int, deadline: float) -> bool:
+        """Sleep the jittered exponential backoff before another attempt (at least what ``Retry-After`` asked);
+        False when the attempts or the time budget are spent."""
+        if attempt >= _MAX_ATTEMPTS:
+            return False
+        delay = min(_BACKOFF_CAP_SECONDS, self.backoff_seconds * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        delay = max(delay, self._last.retry_after)  # a 429 or 503 may say how long to wait
+        if time.monotonic() + delay >= deadline:
+            return False
+        log.warning("%s; retrying in %.1fs (attempt %d of %d)", problem, delay, attempt, _MAX_ATTEMPTS)
+        self.sleep(delay)
+        return True
 
     def _failed_query(self, view: str, failures: list[str]) -> str:
         """Raise LookerError for a query Looker answered with a permanent SQL error; describe a transient one.
