@@ -1,15 +1,14 @@
 """The event catalogue: only documented names and categories, each cited; the severity table, the
 emulator's synthetic data and the Terraform security signals built on it; unknown names passed through.
 
-The signals are read from terraform/signals.tf with python-hcl2 and each filter is evaluated here
-(a small evaluator of the Logging-query subset the filters use) against entries that the real mapping
-makes from the catalogue's events and history sources.
+The signals are read from terraform/signals.tf with python-hcl2 and each filter is evaluated (by
+tests/logging_query.py, the Logging query evaluator the README queries' test uses too) against entries that
+the real mapping makes from the catalogue's events and history sources.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import hcl2
 import pytest
 from google.protobuf import json_format
+from logging_query import Entry, Query
 
 from emulators.looker_data import CATALOG, HISTORY_SOURCES, UNDOCUMENTED_CATEGORY, SystemActivity
 from looker_audit_export import catalogue
@@ -146,89 +146,6 @@ def _flag(value: Any) -> bool:
     return value is True or value == "true"
 
 
-_LEXEME = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<op>=~|=|:)|(?P<paren>[()])|(?P<word>[^\s()=:"]+))')
-
-
-def _tokens(text: str) -> list[str]:
-    out, at = [], 0
-    while at < len(text.rstrip()):
-        match = _LEXEME.match(text, at)
-        assert match, f"cannot read {text[at:]!r}"
-        out.append(match.group(match.lastgroup or "word"))
-        at = match.end()
-    return out
-
-
-Entry = dict[str, Any]
-
-
-def _field(entry: Entry, path: str) -> Any:
-    value: Any = entry
-    for step in path.split("."):
-        if not isinstance(value, dict) or step not in value:
-            return None
-        value = value[step]
-    return value
-
-
-def _compile(text: str) -> Callable[[Entry], bool]:
-    """The Logging-query subset of the signal filters: AND, OR, NOT, parentheses, ``f="v"``,
-    ``f=("a" OR "b")``, ``f=~"regex"`` and ``f:*``."""
-    tokens, at = _tokens(text), 0
-
-    def peek() -> str | None:
-        return tokens[at] if at < len(tokens) else None
-
-    def take() -> str:
-        nonlocal at
-        at += 1
-        return tokens[at - 1]
-
-    def disjunction() -> Callable[[Entry], bool]:
-        parts = [conjunction()]
-        while peek() == "OR":
-            take()
-            parts.append(conjunction())
-        return lambda e: any(p(e) for p in parts)
-
-    def conjunction() -> Callable[[Entry], bool]:
-        parts = [term()]
-        while peek() == "AND":
-            take()
-            parts.append(term())
-        return lambda e: all(p(e) for p in parts)
-
-    def term() -> Callable[[Entry], bool]:
-        token = take()
-        if token == "(":
-            inner = disjunction()
-            assert take() == ")"
-            return inner
-        if token == "NOT":
-            negated = term()
-            return lambda e: not negated(e)
-        path, op = token, take()
-        if op == ":":
-            assert take() == "*", "only field:* is used"
-            return lambda e: bool(_field(e, path))
-        if peek() == "(":
-            take()
-            values = [_unquote(take())]
-            while peek() == "OR":
-                take()
-                values.append(_unquote(take()))
-            assert take() == ")"
-        else:
-            values = [_unquote(take())]
-        if op == "=~":
-            return lambda e: isinstance(_field(e, path), str) and any(re.search(v, _field(e, path)) for v in values)
-        return lambda e: _field(e, path) in values
-
-    found = disjunction()
-    assert peek() is None, f"unread: {tokens[at:]}"
-    return found
-
-
 def _documented_entries() -> dict[str, Entry]:
     """An entry for every documented event (also one done under sudo) and every documented history source."""
     users: dict[int, LookerUser] = {}
@@ -257,7 +174,7 @@ def test_every_signal_is_built_on_documented_events_or_is_experimental_and_off()
     fired: dict[str, set[str]] = {}
     for key, signal in signals.items():
         text = _resolve(signal["filter"])
-        matches = _compile(text)
+        matches = Query(text).test
         fired[key] = {name for name, entry in entries.items() if matches(entry)}
         literals = re.findall(r'labels\.event_name=\(?((?:"[^"]*"(?: OR )?)+)\)?', text)
         names = {_unquote(v) for group in literals for v in group.split(" OR ")}

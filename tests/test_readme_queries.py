@@ -1,9 +1,8 @@
 """Every Logs Explorer query in the README matches entries the exporter writes, by field paths they have.
 
 The README's query blocks are parsed with the subset of the Logging query language they use
-(https://cloud.google.com/logging/docs/view/logging-query-language: comparisons joined by AND, OR and NOT,
-lines joined by AND, OR binding tighter than AND, string comparisons without regard to case; `.` steps into
-a field, as in AIP-160, https://google.aip.dev/160) and run over entries mapped from sample events and
+(tests/logging_query.py, after https://cloud.google.com/logging/docs/view/logging-query-language: OR binding
+tighter than AND, string comparisons without regard to case) and run over entries mapped from sample events and
 query history rows. A query must match at least one of them, and every field path it names must be a
 plain path (no quoted segment) that exists in an entry it matches. The paths the section names in its
 prose must exist in some entry too.
@@ -12,13 +11,13 @@ prose must exist in some entry too.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from google.protobuf import json_format
+from logging_query import Query, resolve
 
 from looker_audit_export.mapping import EntryContext, LookerEvent, LookerUser, to_history_entry, to_log_entry
 
@@ -28,8 +27,6 @@ EVENTS_LOG = "projects/PROJECT_ID/logs/looker_system_activity_logs"
 HISTORY_LOG = "projects/PROJECT_ID/logs/looker_query_history"
 USERS = {7: LookerUser(7, "ana@example.com", "Ana Admin", ("administer",)),
          42: LookerUser(42, "bo@example.com", "Bo Builder", ("explore",))}
-SEVERITY = {"DEFAULT": 0, "DEBUG": 100, "INFO": 200, "NOTICE": 300, "WARNING": 400, "ERROR": 500, "CRITICAL": 600,
-            "ALERT": 700, "EMERGENCY": 800}
 
 
 def event(number: int, name: str, category: str, user: int, when: str, *attributes: tuple[str, Any],
@@ -85,128 +82,6 @@ def query_blocks() -> list[tuple[str, str]]:
     found = re.findall(r"([^\n]+)\n```\n(.*?)```", section(), flags=re.S)
     assert len(found) >= 8, "the README's Logs Explorer queries were not found"
     return [(caption.strip(), body) for caption, body in found]
-
-
-# A parser for the subset of the Logging query language the README uses.
-
-TOKEN = re.compile(r'\s*(?:(?P<string>"(?:[^"\\]|\\.)*")|(?P<op>>=|<=|!=|=~|!~|=|>|<|:)|(?P<paren>[()])'
-                   r'|(?P<word>[^\s"()=<>!:]+))')
-Entry = dict[str, Any]
-Test = Callable[[Entry], bool]
-
-
-def tokens(text: str) -> list[tuple[str, str]]:
-    found, position = [], 0
-    text = text.strip()
-    while position < len(text):
-        match = TOKEN.match(text, position)
-        assert match and match.end() > position, f"cannot read the query at {text[position:]!r}"
-        kind = match.lastgroup or ""
-        found.append((kind, match[kind]))
-        position = match.end()
-    return found
-
-
-class Query:
-    """A parsed query: ``test(entry)`` and the field paths it names."""
-
-    def __init__(self, text: str) -> None:
-        self.items = tokens(text)
-        self.at = 0
-        self.paths: list[str] = []
-        self.test = self.conjunction()
-        assert self.at == len(self.items), f"unread: {self.items[self.at:]}"
-
-    def peek(self) -> tuple[str, str]:
-        return self.items[self.at] if self.at < len(self.items) else ("end", "")
-
-    def take(self) -> tuple[str, str]:
-        item = self.peek()
-        self.at += 1
-        return item
-
-    def conjunction(self) -> Test:
-        parts = [self.disjunction()]
-        while self.peek() not in (("end", ""), ("paren", ")")):
-            if self.peek() == ("word", "AND"):
-                self.take()
-            parts.append(self.disjunction())
-        return lambda entry: all(part(entry) for part in parts)
-
-    def disjunction(self) -> Test:
-        parts = [self.negation()]
-        while self.peek() == ("word", "OR"):
-            self.take()
-            parts.append(self.negation())
-        return lambda entry: any(part(entry) for part in parts)
-
-    def negation(self) -> Test:
-        if self.peek() in (("word", "NOT"), ("word", "-")):
-            self.take()
-            inner = self.primary()
-            return lambda entry: not inner(entry)
-        return self.primary()
-
-    def primary(self) -> Test:
-        if self.peek() == ("paren", "("):
-            self.take()
-            inner = self.conjunction()
-            assert self.take() == ("paren", ")")
-            return inner
-        kind, path = self.take()
-        assert kind == "word" and not path.endswith("."), f"a field path, plain (no quoted segment): {path!r}"
-        self.paths.append(path)
-        op_kind, op = self.take()
-        assert op_kind == "op", f"an operator after {path}"
-        wanted = self.values()
-        return lambda entry: any(compare(path, found, op, value) for found in resolve(entry, path)
-                                 for value in wanted) if wanted != ["*"] else bool(list(resolve(entry, path)))
-
-    def values(self) -> list[str]:
-        if self.peek() == ("paren", "("):
-            self.take()
-            found = [self.value()]
-            while self.peek() == ("word", "OR"):
-                self.take()
-                found.append(self.value())
-            assert self.take() == ("paren", ")")
-            return found
-        return [self.value()]
-
-    def value(self) -> str:
-        kind, text = self.take()
-        assert kind in ("string", "word"), f"a value, not {text!r}"
-        return text[1:-1].replace('\\"', '"') if kind == "string" else text
-
-
-def resolve(entry: Any, path: str) -> Iterator[Any]:
-    """The values at ``path`` (each `.` a step into a field; a list yields each of its items)."""
-    found = [entry]
-    for step in path.split("."):
-        found = [item for value in found for item in (value if isinstance(value, list) else [value])]
-        found = [value[step] for value in found if isinstance(value, dict) and step in value]
-    for value in found:
-        yield from value if isinstance(value, list) else [value]
-
-
-def compare(path: str, found: Any, op: str, value: str) -> bool:
-    left: Any
-    right: Any
-    if path == "severity":
-        left, right = SEVERITY[found], SEVERITY[value.upper()]
-    elif path == "timestamp":
-        left, right = (datetime.fromisoformat(text.replace("Z", "+00:00")) for text in (found, value))
-    elif isinstance(found, bool | int | float):
-        left, right = float(found), float(value)
-    else:
-        left, right = str(found).lower(), value.lower()
-    if op == "=~":
-        return re.search(value, str(found)) is not None
-    if op == ":":
-        return str(right) in str(left)
-    checks = {"=": left == right, "!=": left != right, ">": left > right, ">=": left >= right, "<": left < right,
-              "<=": left <= right}
-    return checks[op]
 
 
 ENTRIES = sample_entries()
