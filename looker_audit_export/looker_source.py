@@ -156,7 +156,6 @@ class LookerSource:
     _sdk: methods40.Looker40SDK | None = None
     _me: int | None = None
     _reading: TimeReading | None = None
-    _clocks: dict[str, WallClock] = field(default_factory=dict)
     _fields: dict[str, frozenset[str]] = field(default_factory=dict)
     _checked: set[str] = field(default_factory=set)
 
@@ -323,20 +322,21 @@ class LookerSource:
         if reading is None or not reading.converts or not rows:
             return rows
         zone = zone_info(reading.zone)
-        for name in TIME_FIELDS:
-            self._clocks.setdefault(name, WallClock(zone))
         now = self.clock()
-        ready = convert_rows(rows, TIME_FIELDS, self._clocks, now, id_field=explore.id_field)
+        # Each page is placed from its own rows (and, when it starts inside a repeated hour, from the rows
+        # before it): never from rows converted earlier, which a redo, a held-back row or a read-ahead page
+        # may read again.
+        clocks = {name: WallClock(zone) for name in TIME_FIELDS}
+        ready = convert_rows(rows, TIME_FIELDS, clocks, now, id_field=explore.id_field)
         if ready == 0 and after_id is not None:
-            # A new instance knows nothing of the rows before the cursor: read their ids and times from
-            # before that repeated hour up to the cursor (one query), and place the hour in id order from there.
-            for clock in self._clocks.values():
-                clock.problems.clear()
+            # Nothing in the page places its first time: read the ids and times from before that repeated
+            # hour up to the cursor (one query), and place the hour in id order from there.
+            clocks = {name: WallClock(zone) for name in TIME_FIELDS}
             context = self._context(explore, rows[0], after_id, zone, deadline)
-            ready = max(0, convert_rows(context + rows, TIME_FIELDS, self._clocks, now,
+            ready = max(0, convert_rows(context + rows, TIME_FIELDS, clocks, now,
                                         id_field=explore.id_field) - len(context))
         if ready < len(rows):
-            problem = next(clock.problems.pop() for clock in self._clocks.values() if clock.problems)
+            problem = next(clock.problems.pop() for clock in clocks.values() if clock.problems)
             if ready == 0:
                 raise LookerError(
                     f"Looker {self.host}: {problem}, so it is not exported with a guessed time. Turn on User "

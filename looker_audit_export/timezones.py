@@ -28,6 +28,9 @@ ADMIN_SETTING = ("Looker Admin > General > Settings > \"User Specific Time Zones
 VARIABLE = "LOOKER_QUERY_TIMEZONE"
 #: Datetime fields whose values the exporter reads; each is converted to UTC when the zone is not UTC.
 TIME_FIELDS = ("event.created_time", "history.created_time", "history.completed_time")
+#: Fields that do not follow id order (a query's completion), and the field of the same row they follow:
+#: of two readings in a repeated hour, the first that is not before that one is taken.
+_FOLLOWS = {"history.completed_time": "history.created_time"}
 #: Rows are in id order, and ids follow time only roughly: a step back in time shorter than this is
 #: jitter, not the second pass through a repeated (fall-back) hour.
 JITTER = timedelta(minutes=5)
@@ -125,10 +128,10 @@ def utc_bound(moment: datetime) -> str:
 
 @dataclass
 class WallClock:
-    """Converts one datetime field's wall times to UTC across the pages of an instance's life.
+    """Converts one datetime field's wall times to UTC across the rows of one page (and its context rows).
 
     A repeated hour is resolved in id order: the earlier reading until the times go back by more than
-    ``JITTER``, then the later one. ``last`` is the previous row's instant (kept between pages and runs).
+    ``JITTER``, then the later one. ``last`` is the latest instant placed so far in these rows.
     """
 
     zone: ZoneInfo
@@ -167,6 +170,7 @@ def convert_rows(rows: list[dict[str, Any]], fields: Iterable[str], clocks: dict
     present = [name for name in fields if name in clocks]
     for index, row in enumerate(rows):
         converted: dict[str, str] = {}
+        placed: dict[str, datetime] = {}
         for name in present:
             clock = clocks[name]
             value = row.get(name)
@@ -177,8 +181,11 @@ def convert_rows(rows: list[dict[str, Any]], fields: Iterable[str], clocks: dict
                 converted[name] = f"{value} (not a time in {clock.zone.key}: inside its daylight-saving gap)"
                 continue
             early, late = _readings(wall, clock.zone)
+            start = placed.get(_FOLLOWS.get(name, ""))
             if early == late or late > now + JITTER:  # one reading, or the later one has not happened yet
                 instant = early
+            elif start is not None:  # not in id order: the first reading not before the row's own start
+                instant = early if early >= start else late
             elif clock.last is not None:
                 instant = late if clock.last - early > JITTER else early
             elif _steps_back_later(rows, index, name, wall, clock.zone):
@@ -187,7 +194,9 @@ def convert_rows(rows: list[dict[str, Any]], fields: Iterable[str], clocks: dict
                 clock.problems.append(f"{id_field} {row.get(id_field)}: {name} {value} is in the repeated hour "
                                       f"of {clock.zone.key} and nothing yet tells which")
                 return index  # the row stays as it was: a later page reads it again
-            clock.last = instant if clock.last is None else max(clock.last, instant)
+            if name not in _FOLLOWS:
+                clock.last = instant if clock.last is None else max(clock.last, instant)
+            placed[name] = instant
             converted[name] = instant.strftime(_FORMAT)
         row.update(converted)
     return len(rows)

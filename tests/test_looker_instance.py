@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,10 +19,11 @@ from conftest import Stack
 
 from emulators.looker_data import SystemActivity
 from looker_audit_export.config import Config
+from looker_audit_export.looker_source import EVENTS
 from looker_audit_export.mapping import parse_looker_time
 from looker_audit_export.pipeline import Exporter, ExportError, build_exporter
 from looker_audit_export.sink import JsonLinesSink
-from looker_audit_export.timezones import local_bound, zone_info
+from looker_audit_export.timezones import TIME_FIELDS, WallClock, convert_rows, local_bound, zone_info
 
 NEW_YORK = "America/New_York"
 #: US DST ends 2026-11-01 06:00 UTC (02:00 EDT becomes 01:00 EST: 01:00-01:59 happens twice) and
@@ -263,3 +265,28 @@ def test_query_history_times_across_the_fall_back_are_true_too(stack: Stack) -> 
     assert [parse_looker_time(e["timestamp"]) for e in entries] == expected
     completed = [parse_looker_time(e["protoPayload"]["response"]["completed_time"]) for e in entries]
     assert completed == [moment + timedelta(seconds=90) for moment in expected]
+
+
+def test_a_page_read_again_by_the_same_instance_is_placed_the_same(stack: Stack) -> None:
+    """A redo (a failed write, a held-back row, a read-ahead page) reads rows again: each read is placed
+    from its own rows, never from what the instance converted before."""
+    stack.looker.set_time_zones(False, NEW_YORK)
+    source = at(new_exporter(stack), FALL_BACK + timedelta(hours=4)).source
+    deadline = time.monotonic() + 60
+    reads = [source.page(EVENTS, after_id=None, since=FALL_BACK - timedelta(hours=4),
+                         until=FALL_BACK + timedelta(hours=4), limit=5000, deadline=deadline) for _ in range(2)]
+    placed = [{row["event.id"]: parse_looker_time(row["event.created_time"]) for row in rows} for rows in reads]
+    assert placed[0] == placed[1] == true_times(stack)
+
+
+def test_a_query_completed_in_the_repeated_hour_is_placed_after_its_own_start() -> None:
+    """Completion times do not follow id order: of two readings, the first not before the query's start."""
+    rows = [{"history.id": 1, "history.created_time": "2026-11-01 00:55:00",
+             "history.completed_time": "2026-11-01 00:56:00"},
+            {"history.id": 2, "history.created_time": "2026-11-01 01:50:00",  # first pass, EDT
+             "history.completed_time": "2026-11-01 01:05:00"}]  # after 01:59 EDT came 01:00 EST: second pass
+    zone = zone_info(NEW_YORK)
+    clocks = {name: WallClock(zone) for name in TIME_FIELDS}
+    assert convert_rows(rows, TIME_FIELDS, clocks, FALL_BACK + timedelta(hours=4), id_field="history.id") == 2
+    assert rows[1]["history.created_time"] == "2026-11-01 05:50:00"
+    assert rows[1]["history.completed_time"] == "2026-11-01 06:05:00"
