@@ -67,6 +67,8 @@ resource "google_logging_metric" "security" {
       error_message = "The security signal ${each.key} counts the ${each.value.stream} stream: add \"${each.value.stream}\" to export_streams, or set alerts = { ${each.key} = false }."
     }
   }
+
+  depends_on = [google_project_service.apis]
 }
 
 # Threshold signals (local.threshold_signals): more than `threshold` events of
@@ -121,7 +123,7 @@ resource "google_monitoring_alert_policy" "security" {
     EOT
   }
 
-  depends_on = [time_sleep.metrics]
+  depends_on = [google_project_service.apis, time_sleep.metrics]
 }
 
 # Log-match signals (local.log_match_signals): every matching entry of the
@@ -174,6 +176,8 @@ resource "google_monitoring_alert_policy" "security_log_match" {
           ${each.value.filter}
     EOT
   }
+
+  depends_on = [google_project_service.apis]
 }
 
 # --- exporter health ----------------------------------------------------------------
@@ -216,6 +220,8 @@ resource "google_logging_metric" "exporter_values" {
       scale              = 1
     }
   }
+
+  depends_on = [google_project_service.apis]
 }
 
 # The lag metric was a resource of its own (with count) before: keep its state.
@@ -273,7 +279,7 @@ resource "google_monitoring_alert_policy" "exporter_lag" {
     EOT
   }
 
-  depends_on = [time_sleep.metrics]
+  depends_on = [google_project_service.apis, time_sleep.metrics]
 }
 
 # Exporter runs by outcome (local.run_counters in signals.tf): failed and successful.
@@ -301,6 +307,8 @@ resource "google_logging_metric" "exporter_runs" {
   label_extractors = {
     function = "EXTRACT(resource.labels.service_name)"
   }
+
+  depends_on = [google_project_service.apis]
 }
 
 # Each run metric was a resource of its own (with count) before: keep their state.
@@ -360,7 +368,7 @@ resource "google_monitoring_alert_policy" "exporter_failures" {
     EOT
   }
 
-  depends_on = [time_sleep.metrics]
+  depends_on = [google_project_service.apis, time_sleep.metrics]
 }
 
 resource "google_monitoring_alert_policy" "exporter_no_success" {
@@ -407,7 +415,7 @@ resource "google_monitoring_alert_policy" "exporter_no_success" {
     EOT
   }
 
-  depends_on = [time_sleep.metrics]
+  depends_on = [google_project_service.apis, time_sleep.metrics]
 }
 
 # Wait until Cloud Monitoring knows the new log-based metrics before creating

@@ -868,11 +868,23 @@ def test_no_alert_policy_reads_a_metric_before_cloud_monitoring_knows_it(cfg: Co
             match = block(block(policy["conditions"])["condition_matched_log"])
             assert expr(match["filter"]) == "each.value.filter", name
             assert match["label_extractors"]["looker_host"] == "EXTRACT(labels.looker_host)"
-            assert "depends_on" not in policy, f"{name} needs no metric, so it does not wait"
+            assert "time_sleep.metrics" not in _depends_on(policy), f"{name} needs no metric, so it does not wait"
         else:
             assert "time_sleep.metrics" in _depends_on(policy), f"{name} reads a metric: it must wait for it"
     # The dashboard reads them too.
     assert "time_sleep.metrics" in _depends_on(cfg.resources["google_monitoring_dashboard"]["this"])
+
+
+def test_metrics_policies_and_dashboard_wait_for_the_apis(cfg: Config):
+    """On a brand-new project, Logging and Monitoring resources must not race the enablement of their APIs."""
+    waiting = [
+        (f"{rtype}.{name}", res)
+        for rtype in ("google_logging_metric", "google_monitoring_alert_policy", "google_monitoring_dashboard")
+        for name, res in cfg.resources[rtype].items()
+    ]
+    assert {a.split(".")[1] for a, _ in waiting} >= {"security", "security_log_match", "exporter_runs", "this"}
+    for address, res in waiting:
+        assert "google_project_service.apis" in _depends_on(res), f"{address} must wait for google_project_service.apis"
 
 
 def test_every_metric_is_in_metric_types(cfg: Config):
