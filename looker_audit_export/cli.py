@@ -115,9 +115,11 @@ def _check(args: argparse.Namespace, config: Config, credentials: LookerCredenti
     checks = preflight.run_checks(config, credentials=credentials, schedule=args.schedule,
                                   credentials_source=f"the credentials file {args.credentials_file}")
     print(logs.redact(preflight.render(checks)))
-    failed = [check for check in checks if check.required and not check.ok]
-    print("All required checks passed." if not failed else f"{len(failed)} required check(s) failed.")
-    return 0 if not failed else 1
+    if preflight.passed(checks):
+        print("All required checks passed.")
+        return 0
+    print(f"{sum(1 for check in checks if check.required and not check.ok)} required check(s) failed.")
+    return 1
 
 
 def backfill_state_uri(state_uri: str | None, since: datetime, until: datetime | None) -> str:

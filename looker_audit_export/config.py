@@ -6,7 +6,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .timezones import TimeZoneError, zone_info
 
 DEFAULT_LOG_NAME = "looker_system_activity_logs"
 DEFAULT_HISTORY_LOG_NAME = "looker_query_history"
@@ -203,8 +204,8 @@ def _time_zone(env: Mapping[str, str], name: str) -> str | None:
     if raw is None:
         return None
     try:
-        ZoneInfo(raw)
-    except (ZoneInfoNotFoundError, ValueError):
+        zone_info(raw)
+    except TimeZoneError:
         raise ConfigError(f"{name}={raw!r} is invalid: it must be an IANA time zone such as UTC or "
                           "America/New_York") from None
     return raw

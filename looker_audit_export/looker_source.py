@@ -65,6 +65,8 @@ _ERROR_TEXT_CHARS = 300
 SQL_ERROR_KEY = "looker_error"
 #: SQL error texts worth the same query again: the database timed out, was unreachable or busy. Anything else (an
 #: unknown field, a syntax or permission error) fails the same way again, and each try spends a query call.
+#: A heuristic, not a documented list (Looker passes the database's own text): a wrong guess costs either a few
+#: retries or a run failed early, never data, since the failed page is neither written nor passed.
 _TRANSIENT_SQL_ERROR = re.compile(
     r"time[ds]?[ -]?out|deadline exceeded|connection (refused|reset|closed|lost|timed)|lost connection"
     r"|(could ?not|can'?t|cannot|unable to|failed to) (connect|reach)|gone away|broken pipe"

@@ -372,8 +372,9 @@ class Exporter:
         cursor = Cursor.from_json(stored, self.store.uri, host) if stored else Cursor(host)
         run = _RunState(cursor, token, deadline, self.clock().replace(microsecond=0))
         runs.append(run)
-        # One reader thread makes every Looker call (the SDK session is never shared) and reads the next
-        # page while this one is mapped; one writer thread writes entries while the next ones are mapped.
+        # One reader thread makes every Looker call of this run and reads the next page while this one is
+        # mapped (runs overlapping in one instance share the SDK session, each from its own reader thread);
+        # one writer thread writes entries while the next ones are mapped.
         # Both belong to this run, so what they count (queries, writes) is this run's alone.
         reader = ThreadPoolExecutor(1, thread_name_prefix="looker-read")
         writer = ThreadPoolExecutor(1, thread_name_prefix="logging-write")

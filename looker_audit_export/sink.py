@@ -46,7 +46,9 @@ class WriteStats:
 
     ``resent`` counts entries sent again in a request retried after an error that does not rule out that
     Cloud Logging stored the first attempt (every transient error but RESOURCE_EXHAUSTED): those may be
-    stored twice.
+    stored twice. RESOURCE_EXHAUSTED is the refusal of a request over quota
+    (https://cloud.google.com/logging/quotas; ``google.rpc.Code``: "a per-user quota"), taken as storing
+    nothing; if it ever did, ``resent`` would undercount, never the bound on re-sending.
     """
 
     entries_written: int = 0

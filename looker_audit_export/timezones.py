@@ -32,7 +32,9 @@ TIME_FIELDS = ("event.created_time", "history.created_time", "history.completed_
 #: of two readings in a repeated hour, the first that is not before that one is taken.
 _FOLLOWS = {"history.completed_time": "history.created_time"}
 #: Rows are in id order, and ids follow time only roughly: a step back in time shorter than this is
-#: jitter, not the second pass through a repeated (fall-back) hour.
+#: jitter, not the second pass through a repeated (fall-back) hour. An assumption (Looker documents ids
+#: as increasing, not how closely they follow time); where it fails, a row is held back, never shifted
+#: by a guess the page itself contradicts.
 JITTER = timedelta(minutes=5)
 _FORMAT = "%Y-%m-%d %H:%M:%S"
 
