@@ -75,8 +75,9 @@ resource "google_cloudfunctions2_function" "exporter" {
     ingress_settings               = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
 
-    # The environment contract of main.py / looker_audit_export.config.
-    environment_variables = {
+    # The environment contract of main.py / looker_audit_export.config, and
+    # the per-instance variables that are set only when given (instances.tf).
+    environment_variables = merge({
       GOOGLE_CLOUD_PROJECT      = var.project_id
       LOOKER_BASE_URL           = each.value.base_url
       LOOKER_CREDENTIALS_SECRET = "${google_secret_manager_secret.looker_credentials[each.key].id}/versions/latest"
@@ -95,7 +96,7 @@ resource "google_cloudfunctions2_function" "exporter" {
       RUN_BUDGET_SECONDS       = tostring(var.run_budget_seconds)
       MAX_MESSAGE_AGE_SECONDS  = tostring(var.max_message_age_seconds)
       PAGE_SIZE                = tostring(each.value.page_size)
-    }
+    }, each.value.optional_env)
   }
 
   event_trigger {

@@ -18,6 +18,9 @@ locals {
       page_size                = coalesce(inst.page_size, var.page_size)
       initial_lookback_minutes = coalesce(inst.initial_lookback_minutes, var.initial_lookback_minutes)
       function_name            = "${var.name_prefix}-${key}-export"
+      # Environment variables set only when given (function.tf merges them in):
+      # without query_timezone the exporter reads the zone from Looker's settings.
+      optional_env = { for name, value in { LOOKER_QUERY_TIMEZONE = inst.query_timezone } : name => value if value != null }
     }
   }
 

@@ -52,7 +52,10 @@ variable "looker_instances" {
     object (gs://<state bucket>/<key>/state.json); all of them write to the same log, told apart by labels.looker_host.
     base_url is the API host, e.g. https://mycompany.cloud.looker.com (LOOKER_BASE_URL). The other fields are optional and
     default to the variables of the same meaning (schedule, looker_verify_ssl, looker_timeout_seconds, page_size,
-    initial_lookback_minutes). The API credentials are NOT a variable: they go into each instance's secret with the
+    initial_lookback_minutes). query_timezone (LOOKER_QUERY_TIMEZONE, unset by default) is only for an API user that may
+    not read Looker's settings (GET /api/4.0/setting answers HTTP 403 to a non-admin): the IANA zone Looker runs queries
+    in, "UTC" when "User Specific Time Zones" is on, else the instance's time zone (e.g. "America/New_York"); see the
+    README's "Time zones". The API credentials are NOT a variable: they go into each instance's secret with the
     command from the `secret_add_version_commands` output.
   EOT
   type = map(object({
@@ -62,6 +65,7 @@ variable "looker_instances" {
     timeout_seconds          = optional(number)
     page_size                = optional(number)
     initial_lookback_minutes = optional(number)
+    query_timezone           = optional(string)
   }))
 
   validation {
@@ -105,6 +109,12 @@ variable "looker_instances" {
   validation {
     condition     = alltrue([for i in values(var.looker_instances) : i.initial_lookback_minutes == null || (coalesce(i.initial_lookback_minutes, 0) >= 1 && coalesce(i.initial_lookback_minutes, 0) <= 43200)])
     error_message = "A looker_instances initial_lookback_minutes must be between 1 and 43200 (30 days)."
+  }
+
+  validation {
+    # An IANA-looking name (UTC, America/New_York, Etc/GMT+5); the exporter checks it against the tz database.
+    condition     = alltrue([for i in values(var.looker_instances) : i.query_timezone == null || can(regex("^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", i.query_timezone))])
+    error_message = "A looker_instances query_timezone must be an IANA time zone name such as \"UTC\" or \"America/New_York\", or left unset."
   }
 }
 

@@ -58,6 +58,9 @@ CONTRACT_ENV = {
     "HISTORY_INCLUDE_OWN_QUERIES",
 }
 
+# Set per instance only when given (local.instances[*].optional_env, merged into the environment).
+OPTIONAL_ENV = {"LOOKER_QUERY_TIMEZONE"}
+
 REQUIRED_APIS = {
     "cloudfunctions.googleapis.com",
     "run.googleapis.com",
@@ -390,10 +393,20 @@ def test_function_settings(cfg: Config):
 
 
 def function_env(cfg: Config) -> dict[str, str]:
+    """The variables every function gets: the literal map merged with each instance's optional_env."""
     _, fn = cfg.one("google_cloudfunctions2_function")
-    env = cfg.resolve(block(fn["service_config"])["environment_variables"])
+    raw = block(fn["service_config"])["environment_variables"]
+    m = re.fullmatch(r"\$\{merge\((\{.*\}), each\.value\.optional_env\)\}", raw, re.S)
+    assert m, f"the environment must be merge({{...}}, each.value.optional_env): {raw}"
+    env = _norm(hcl2.loads(f"env = {m.group(1)}\n"))["env"]
     assert isinstance(env, dict)
     return env
+
+
+def _config_env_names() -> set[str]:
+    """Every environment variable name looker_audit_export/config.py mentions ("LOOKER_BASE_URL", ...)."""
+    source = (ROOT / "looker_audit_export" / "config.py").read_text()
+    return set(re.findall(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"', source))
 
 
 def test_function_environment_covers_the_contract(cfg: Config):
@@ -408,6 +421,23 @@ def test_function_environment_covers_the_contract(cfg: Config):
     ), "each function reads its own instance's secret"
     for key in CONTRACT_ENV - {"GOOGLE_CLOUD_PROJECT", "LOOKER_CREDENTIALS_SECRET", "STATE_URI"}:
         assert "var." in env[key] or "each.value." in env[key], f"{key} should come from a variable: {env[key]}"
+    # Every variable Terraform sets, always or per instance, is one config.py reads.
+    config_names = _config_env_names()
+    assert config_names >= OPTIONAL_ENV and not OPTIONAL_ENV & set(env), OPTIONAL_ENV
+    assert set(env) <= config_names, set(env) - config_names
+
+
+def test_optional_env_is_set_only_when_given(tmp_path: Path):
+    tfvars = (
+        'project_id = "my-project-id"\n'
+        "looker_instances = {\n"
+        '  prod = { base_url = "https://mycompany.cloud.looker.com" }\n'
+        '  eu   = { base_url = "https://eu.example.com", query_timezone = "Europe/Berlin" }\n'
+        "}\n"
+    )
+    optional = _console(tmp_path, "{ for k, i in local.instances : k => i.optional_env }", tfvars)
+    assert optional == {"prod": {}, "eu": {"LOOKER_QUERY_TIMEZONE": "Europe/Berlin"}}
+    assert set(optional["eu"]) <= OPTIONAL_ENV
 
 
 def test_each_instance_has_its_own_cursor(cfg: Config):
@@ -999,6 +1029,7 @@ def test_instances_get_the_defaults_and_their_own_overrides(tmp_path: Path):
         "page_size": 5000,
         "initial_lookback_minutes": 10,
         "function_name": "looker-audit-prod-export",
+        "optional_env": {},
     }
     assert instances["dev"]["host"] == "dev.example.com:19999", "labels.looker_host keeps the port (urlsplit netloc)"
     assert instances["dev"]["schedule"] == "*/30 * * * *"
@@ -1021,6 +1052,8 @@ def test_instances_get_the_defaults_and_their_own_overrides(tmp_path: Path):
         ),
         ('{ prod = { base_url = "https://a.example.com", schedule = "*/5 * *" } }', "5-field cron"),
         ('{ prod = { base_url = "https://a.example.com", page_size = 10 } }', "page_size"),
+        ('{ prod = { base_url = "https://a.example.com", query_timezone = "New York" } }', "IANA time zone"),
+        ('{ prod = { base_url = "https://a.example.com", query_timezone = "-05:00" } }', "IANA time zone"),
     ],
 )
 def test_instances_are_validated(tmp_path: Path, instances: str, message: str):
