@@ -176,8 +176,10 @@ locals {
   gcf_staging_bucket = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
 }
 
-# IAM grants take effect some time after the API call returns (usually within
-# 2 minutes), and a build or trigger that runs before then fails. The
+# IAM grants take effect some time after the API call returns (most within
+# about 2 minutes, some after 7 minutes or longer:
+# https://cloud.google.com/iam/docs/access-change-propagation), and a build or
+# trigger that runs before then fails. The
 # provider's own cloudfunctions2_basic_builder example waits 60 s after the
 # build grants with time_sleep for that reason; this waits
 # var.iam_propagation_seconds (default 120) after every grant the first build

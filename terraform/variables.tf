@@ -276,7 +276,10 @@ variable "function_memory" {
 # ---------------------------------------------------------------------------
 
 variable "iam_propagation_seconds" {
-  description = "How long the first apply waits after the build account's and the service agents' grants before it creates the functions (IAM changes usually take effect within 2 minutes). Raise it if a first apply still fails with a Cloud Build or Eventarc permission error."
+  # https://cloud.google.com/iam/docs/access-change-propagation: "most" changes take
+  # effect within about 2 minutes, some can take 7 minutes or longer; the
+  # default covers the usual case and stays short.
+  description = "How long the first apply waits after the build account's and the service agents' grants before it creates the functions. Most IAM changes take effect within about 2 minutes, some can take 7 minutes or longer (https://cloud.google.com/iam/docs/access-change-propagation): raise it if an apply fails on a permission just granted (e.g. a Cloud Build or Eventarc permission error)."
   type        = number
   default     = 120
 
