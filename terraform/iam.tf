@@ -184,7 +184,10 @@ locals {
 # build grants with time_sleep for that reason; this waits
 # var.iam_propagation_seconds (default 120) after every grant the first build
 # and the triggers need, before any function is created. Only on create: a
-# later apply does not wait again unless a grant is replaced.
+# later apply waits again only when the build account's or a service agent's
+# email changes (the triggers below hold just those), e.g. a new name_prefix.
+# A grant added or replaced on its own is not waited for; if an apply then
+# fails on that permission, apply again.
 resource "time_sleep" "iam_propagation" {
   create_duration = "${var.iam_propagation_seconds}s"
 

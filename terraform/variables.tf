@@ -276,7 +276,7 @@ variable "function_memory" {
 # ---------------------------------------------------------------------------
 
 variable "iam_propagation_seconds" {
-  # https://cloud.google.com/iam/docs/access-change-propagation: "most" changes take
+  # https://cloud.google.com/iam/docs/access-change-propagation: most changes take
   # effect within about 2 minutes, some can take 7 minutes or longer; the
   # default covers the usual case and stays short.
   description = "How long the first apply waits after the build account's and the service agents' grants before it creates the functions. Most IAM changes take effect within about 2 minutes, some can take 7 minutes or longer (https://cloud.google.com/iam/docs/access-change-propagation): raise it if an apply fails on a permission just granted (e.g. a Cloud Build or Eventarc permission error)."
