@@ -186,6 +186,7 @@ class GcsEmulator(HttpServed):
         with self._lock:
             old = self._bucket(bucket).objects.get(name)
             content_type = old.content_type if old else "application/octet-stream"
+            self._last_write[(bucket, name)] = time.monotonic()  # a write like any other: the rate limit counts it
             return self._put(bucket, name, data, content_type, {}).generation
 
     def object_names(self, bucket: str) -> list[str]:

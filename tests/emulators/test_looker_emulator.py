@@ -576,11 +576,8 @@ def test_explore_metadata_lists_fields_and_a_lacking_field_is_unknown_to_queries
     emulator.lack_field("permission_set.permissions", "user")
     explore = sdk.lookml_model_explore("system__activity", "user", fields="fields")
     assert "permission_set.permissions" not in {field.name for field in explore.fields.dimensions}
-    try:  # refused as an unknown field is: an error status, or (issue 12 section 2) a looker_error row
-        rows = run(sdk, "user", ["user.id", "permission_set.permissions"])
-    except sdk_error.SDKError:
-        rows = [{"looker_error": "unknown field"}]
-    assert rows and all("looker_error" in row for row in rows)
+    with pytest.raises(sdk_error.SDKError):  # refused as an unknown field is (the emulator answers 400)
+        run(sdk, "user", ["user.id", "permission_set.permissions"])
     assert "user.id" in {f.name for f in sdk.lookml_model_explore("system__activity", "event").fields.dimensions}
     with pytest.raises(sdk_error.SDKError, match="Not found"):
         sdk.lookml_model_explore("system__activity", "no_such_explore")
