@@ -19,6 +19,7 @@ from .config import STREAMS, Config, ConfigError
 from .credentials import CredentialsError, LookerCredentials, parse_payload
 from .pipeline import ExportError, StreamSummary, Window, build_exporter
 from .sink import JsonLinesSink
+from .state import sibling_uri
 
 #: Cloud Logging's ``_Default`` bucket keeps entries 30 days; older timestamps are not kept.
 DEFAULT_RETENTION_DAYS = 30
@@ -129,10 +130,7 @@ def backfill_state_uri(state_uri: str | None, since: datetime, until: datetime |
     it runs, so the same command finds its cursor whenever it is run again; another range gets another.
     """
     name = f"backfill-{since:%Y%m%d}-{f'{until:%Y%m%d}' if until else 'open'}.json"
-    if state_uri is None:
-        return f".{name}"
-    directory = state_uri.rsplit("/", 1)[0] if "/" in state_uri else "."
-    return f"{directory}/{name}"
+    return f".{name}" if state_uri is None else sibling_uri(state_uri, name)
 
 
 def retention_warning(since: datetime, until: datetime, now: datetime, retention_days: int) -> str | None:

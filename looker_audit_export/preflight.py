@@ -28,7 +28,7 @@ from .looker_source import LookerError, LookerSource, LookerUnavailable
 from .mapping import RESOURCE_TYPE, SERVICE_NAME
 from .pipeline import build_source
 from .sink import logging_client
-from .state import FileStateStore, GcsStateStore, StateError, state_store
+from .state import FileStateStore, GcsStateStore, StateError, sibling_uri, state_store
 
 #: Looker Standard includes "up to 1,000 query-based API calls per month, along with 1,000 administrative API
 #: calls per month" (https://cloud.google.com/terms/looker/legal/customers/licensing).
@@ -243,8 +243,7 @@ def _logging(config: Config) -> Check:
 # ------------------------------------------------------------------------------------------ the cursor
 def probe_uri(state_uri: str) -> str:
     """A new object beside the cursor, never the name of a cursor (``state.json``, ``backfill-*.json``)."""
-    directory = state_uri.rsplit("/", 1)[0] if "/" in state_uri else "."
-    return f"{directory}/preflight-probe-{uuid.uuid4().hex}.json"
+    return sibling_uri(state_uri, f"preflight-probe-{uuid.uuid4().hex}.json")
 
 
 def _cursor(config: Config) -> Check:

@@ -242,6 +242,12 @@ class MemoryStateStore:
         return token
 
 
+def sibling_uri(state_uri: str, name: str) -> str:
+    """The URI of object or file ``name`` in the same folder as the cursor at ``state_uri``."""
+    directory = state_uri.rsplit("/", 1)[0] if "/" in state_uri else "."
+    return f"{directory}/{name}"
+
+
 def state_store(uri: str, project: str, *, emulator: bool, retry_initial_seconds: float = 1.0) -> StateStore:
     """The store for ``STATE_URI``: GCS for ``gs://``, else a local file."""
     if uri.startswith("gs://"):
