@@ -101,6 +101,8 @@ class LoggingEmulator(GrpcEmulator):
     count stored duplicates), so million-entry benchmarks stay small;
     ``entries()`` and ``ListLogEntries`` then return nothing.
     ``latency_seconds`` is added to every ``WriteLogEntries`` call.
+    With ``keep_received=True`` a copy of every entry that reaches validation (refused, too old or stored)
+    is also kept, in arrival order, as it was received: ``received()``.
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class LoggingEmulator(GrpcEmulator):
         latency_seconds: float = 0.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        keep_received: bool = False,
     ) -> None:
         super().__init__(
             SERVICE,
@@ -124,6 +127,8 @@ class LoggingEmulator(GrpcEmulator):
         )
         self.store_entries = store_entries
         self.latency_seconds = latency_seconds
+        self.keep_received = keep_received
+        self._received: list[Any] = []
         self._lock = threading.Lock()
         self._entries: list[Any] = []
         self._by_insert_id: dict[str, Any] = {}
@@ -178,6 +183,12 @@ class LoggingEmulator(GrpcEmulator):
         with self._lock:
             return list(self._entries)
 
+    def received(self) -> list[Any]:
+        """With ``keep_received``: every ``LogEntry`` received, refused ones included, in arrival order,
+        before request defaults were merged."""
+        with self._lock:
+            return list(self._received)
+
     def entry(self, insert_id: str) -> Any | None:
         """The first stored entry with ``insert_id``, if any."""
         with self._lock:
@@ -221,6 +232,12 @@ class LoggingEmulator(GrpcEmulator):
         errors: dict[int, str] = {}
         valid = []
         has_defaults = bool(request.log_name or request.HasField("resource") or request.labels)
+        if self.keep_received:
+            with self._lock:
+                for entry in request.entries:
+                    kept = type(entry)()
+                    kept.CopyFrom(entry)
+                    self._received.append(kept)
         for index, entry in enumerate(request.entries):
             if has_defaults:
                 _merge_defaults(request, entry)
