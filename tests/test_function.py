@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 from conftest import CLIENT_SECRET, PROJECT, Stack
+from docs_pages import docs_text
 
 from emulators.harness import FUNCTIONS_FRAMEWORK_COMMAND, deliver_pubsub_event, free_port, start_function
 
@@ -38,7 +39,7 @@ def log_lines(path: Path) -> list[dict[str, object]]:
 
 def test_a_tick_exports_everything_and_logs_one_summary(stack: Stack, served: tuple[str, Path]) -> None:
     url, log_path = served
-    assert " ".join(FUNCTIONS_FRAMEWORK_COMMAND) in (Path(__file__).parent.parent / "README.md").read_text()
+    assert " ".join(FUNCTIONS_FRAMEWORK_COMMAND) in docs_text()
     assert deliver_pubsub_event(url, PROJECT, "looker-export-tick") == 200
     assert sorted(stack.exported_ids()) == stack.visible_ids()
     summaries = [line for line in log_lines(log_path) if "summary" in line]

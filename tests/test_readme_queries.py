@@ -1,6 +1,6 @@
-"""Every Logs Explorer query in the README matches entries the exporter writes, by field paths they have.
+"""Every Logs Explorer query in the docs matches entries the exporter writes, by field paths they have.
 
-The README's query blocks are parsed with the subset of the Logging query language they use
+The query blocks of docs/log-entry.md are parsed with the subset of the Logging query language they use
 (tests/logging_query.py, after https://cloud.google.com/logging/docs/view/logging-query-language: OR binding
 tighter than AND, string comparisons without regard to case) and run over entries mapped from sample events and
 query history rows. A query must match at least one of them, and every field path it names must be a
@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from docs_pages import docs_text, page_section
 from google.protobuf import json_format
 from logging_query import Query, resolve
 
 from looker_audit_export.mapping import EntryContext, LookerEvent, LookerUser, to_history_entry, to_log_entry
 
-README = Path(__file__).parent.parent / "README.md"
 HOST = "example.looker.com"
 EVENTS_LOG = "projects/PROJECT_ID/logs/looker_system_activity_logs"
 HISTORY_LOG = "projects/PROJECT_ID/logs/looker_query_history"
@@ -72,15 +72,13 @@ def sample_entries() -> list[dict[str, Any]]:
 
 
 def section() -> str:
-    text = README.read_text()
-    start = text.index("### Logs Explorer queries")
-    return text[start:text.index("\n## ", start)]
+    return page_section("docs/log-entry.md", "## Logs Explorer queries")
 
 
 def query_blocks() -> list[tuple[str, str]]:
     """Each query block of the section with the line that introduces it."""
     found = re.findall(r"([^\n]+)\n```\n(.*?)```", section(), flags=re.S)
-    assert len(found) >= 8, "the README's Logs Explorer queries were not found"
+    assert len(found) >= 8, "the Logs Explorer queries of docs/log-entry.md were not found"
     return [(caption.strip(), body) for caption, body in found]
 
 
@@ -114,14 +112,14 @@ def test_the_parser_rejects_a_quoted_path_and_a_dotted_key_is_not_a_plain_path()
 
 
 def test_the_bigquery_deduplication_query_names_the_linked_dataset_and_logentry_columns() -> None:
-    """The README's SQL reads the dataset Terraform links by default, by columns of the LogEntry schema.
+    """The docs' SQL reads the dataset Terraform links by default, by columns of the LogEntry schema.
 
     Log Analytics views have the LogEntry fields as columns, in snake case (the proto's own field names):
     https://cloud.google.com/logging/docs/analyze/query-and-view.
     """
     from google.cloud.logging_v2.types import LogEntry
 
-    blocks = re.findall(r"```sql\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    blocks = re.findall(r"```sql\n(.*?)```", docs_text(), re.S)
     sql = next(block for block in blocks if "QUALIFY" in block)
     terraform = Path(__file__).parent.parent / "terraform"
     declared = re.search(r'variable "name_prefix" \{.*?\n  default\s*=\s*"([^"]+)"',

@@ -28,6 +28,7 @@ from typing import Any
 import hcl2
 import pytest
 from conftest import checkov
+from docs_pages import docs_text
 
 ROOT = Path(__file__).resolve().parent.parent
 TF = ROOT / "terraform"
@@ -689,7 +690,7 @@ def test_service_agents_exist_before_their_grants(cfg: Config):
     assert expr(grant["for_each"]) == "local.service_agent_roles"
     # Destroying this stack must not take their roles from agents the whole project uses.
     assert block(grant["lifecycle"])["prevent_destroy"] is True
-    assert "terraform state rm 'google_project_iam_member.service_agents'" in (ROOT / "README.md").read_text()
+    assert "terraform state rm 'google_project_iam_member.service_agents'" in docs_text()
     token = cfg.resources["google_service_account_iam_member"]["pubsub_agent_token_creator"]
     assert sa_ref(token["member"]) == "agent:pubsub.googleapis.com"
 
@@ -1363,7 +1364,7 @@ def test_the_dashboard_picture_is_drawn_from_the_layout(tmp_path: Path):
     described = [draw_dashboard.describe(t["widget"]) for t in dashboard["mosaicLayout"]["tiles"]]
     assert ("LINE", "exporter_lag: mean per 600s, by function") in described
     assert ("scorecard", "sum(increase(exporter_query_calls_sum[30d]))") in described
-    assert (ROOT / "docs" / "dashboard.png").is_file(), "the README shows docs/dashboard.png"
+    assert (ROOT / "docs" / "dashboard.png").is_file(), "docs/operations.md shows docs/dashboard.png"
 
 
 # --- optional: our arguments against the provider's own schema ------------------------------
