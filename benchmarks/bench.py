@@ -310,7 +310,8 @@ def verdicts(found: dict[str, Any]) -> dict[str, Any]:
     return {name: {"value": value, "met": met} for name, (value, met) in checks.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments() -> argparse.ArgumentParser:
+    """The command line (the docs' commands are checked against it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile-to", help=argparse.SUPPRESS)
@@ -326,6 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=int, metavar="N", help="also profile one export of N events (cProfile)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON and PNG (%(default)s)")
     parser.add_argument("--no-chart", action="store_true", help="write the JSON only")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arguments()
     args = parser.parse_args(argv)
     if args.child:
         return child(args.profile_to)

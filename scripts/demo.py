@@ -20,10 +20,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from emulators.harness import deliver_pubsub_event, free_port, read_json, start_emulators, start_function
 
 
-def main() -> int:
+def arguments() -> argparse.ArgumentParser:
+    """The command line (the docs' commands are checked against it)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=12_000, help="synthetic System Activity events")
     parser.add_argument("--show", type=int, default=3, help="entries to print as JSON")
+    return parser
+
+
+def main() -> int:
+    parser = arguments()
     args = parser.parse_args()
 
     emulators, env = start_emulators("--events", str(args.events), "--span-minutes", "60")

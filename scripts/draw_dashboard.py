@@ -145,13 +145,19 @@ def _bar(x: float, bottom: float, width: float, height: float, color: str) -> An
     return Rectangle((x, bottom - height), width, height, facecolor=color, edgecolor="none")
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments() -> argparse.ArgumentParser:
+    """The command line (the docs' commands are checked against it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--tfvars", type=Path, default=TF / "terraform.tfvars.example",
                         help="evaluate local.dashboard for this tfvars file (default: the example)")
     source.add_argument("--json", type=Path, help="draw this dashboard JSON instead")
     parser.add_argument("-o", "--out", type=Path, default=ROOT / "docs" / "dashboard.png")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arguments()
     args = parser.parse_args(argv)
 
     if args.json:
