@@ -2,7 +2,7 @@
 
 Only what a Looker or Google page documents is listed here; every entry names the page (URL) where
 it was seen. The severity table (``mapping.severity``), the emulator's synthetic data
-(``emulators/looker_data.py``) and the Terraform security signals (``terraform/signals.tf``,
+(``emulators/looker_data.py``) and the Terraform security signals (``terraform/modules/looker_audit_export/signals.tf``,
 checked in ``tests/test_catalogue.py``) are built on this module and nothing else.
 
 Looker adds events in every release and documents only some of them: an event that is not
@@ -104,7 +104,7 @@ ADMIN_CATEGORIES = frozenset({"settings"})
 CHANGE_PREFIXES = ("create_", "update_", "delete_", "add_", "remove_", "set_", "enable_", "disable_",
                    "grant_", "revoke_")
 #: Generic rule: a change to one of these objects changes who may do what: NOTICE. Written as
-#: Logging-query regular expressions too (``terraform/signals.tf``, role_changes).
+#: Logging-query regular expressions too (``terraform/modules/looker_audit_export/signals.tf``, role_changes).
 ACCESS_OBJECTS = ("role", "permission", "model_set", "group")
 #: Generic rule: a change to a user or its credentials (API keys, logins) is NOTICE too, but not part of the
 #: role_changes signal: user accounts change too often for every change to open an incident.

@@ -1,8 +1,8 @@
 """Draw the layout of the Terraform stack's Cloud Monitoring dashboard as a PNG (docs/dashboard.png).
 
-The layout is local.dashboard (terraform/dashboard_layout.tf), evaluated with `terraform console` on the
-locals-only files for a tfvars file (no provider, no cloud account), or read from a JSON file
-(`terraform output`-free: any dashboard JSON of the Cloud Monitoring API). Each tile is drawn where the
+The layout is local.dashboard (dashboard_layout.tf of terraform/modules/looker_audit_export/), evaluated with
+`terraform console` on the locals-only files for a tfvars file (no provider, no cloud account), or read from a
+JSON file (`terraform output`-free: any dashboard JSON of the Cloud Monitoring API). Each tile is drawn where the
 mosaic layout puts it, with its title, what it reads and a glyph of its chart type; the glyphs show the
 kind of chart, not data.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TF = ROOT / "terraform"
+TF = ROOT / "terraform" / "modules" / "looker_audit_export"
 
 #: The files `terraform console` needs to evaluate local.dashboard: variables and locals only.
 LOCALS_ONLY = ("variables.tf", "instances.tf", "signals.tf", "health.tf", "dashboard_layout.tf")
@@ -149,7 +149,7 @@ def arguments() -> argparse.ArgumentParser:
     """The command line (the docs' commands are checked against it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--tfvars", type=Path, default=TF / "terraform.tfvars.example",
+    source.add_argument("--tfvars", type=Path, default=ROOT / "terraform" / "terraform.tfvars.example",
                         help="evaluate local.dashboard for this tfvars file (default: the example)")
     source.add_argument("--json", type=Path, help="draw this dashboard JSON instead")
     parser.add_argument("-o", "--out", type=Path, default=ROOT / "docs" / "dashboard.png")
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"draw_dashboard: terraform console failed:\n{err}", file=sys.stderr)
                 return 1
         shown = args.tfvars.relative_to(ROOT) if args.tfvars.is_relative_to(ROOT) else args.tfvars
-        note = (f"Layout of local.dashboard (terraform/dashboard_layout.tf) for {shown}, drawn by "
+        note = (f"Layout of local.dashboard (the module's dashboard_layout.tf) for {shown}, drawn by "
                 "scripts/draw_dashboard.py. Glyphs show each chart's type, not data.")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     draw(dashboard, args.out, note)

@@ -1,55 +1,52 @@
-# Looker System Activity -> Cloud Logging exporter.
+# Looker System Activity -> Cloud Logging exporter: the configuration a
+# first-time user applies (`terraform apply` here, with terraform.tfvars).
 #
-# Cloud Scheduler --(tick)--> Pub/Sub topic --(Eventarc)--> 2nd gen function
-#   --> Looker API (credentials from Secret Manager)
-#   --> Cloud Logging (log entries shaped like audit logs)
-#   --> cursor in the state bucket (STATE_URI)
+# Everything is in the reusable module modules/looker_audit_export/ (see its
+# README.md); this root only configures the providers (versions.tf) and
+# passes every variable through. variables.tf is a copy of the module's
+# (tests/test_terraform.py checks that they are the same), so the same
+# terraform.tfvars works here and in a direct call of the module.
 #
-# One such chain per Looker instance (var.looker_instances), all writing to
-# the same log; the entries tell the instances apart by labels.looker_host.
-#
-# Files: apis, names and the instances here; iam.tf (every service account and
-# grant); function.tf (topics, scheduler jobs, functions); source.tf and
-# source_excludes.tf (the zipped source); storage.tf (state bucket, one cursor
-# object per instance); secret.tf (the credentials secrets, containers only);
-# retention.tf (optional long-retention log bucket); alerts.tf (log-based
-# metrics and alert policies).
+# Deployed before the module existed? moved.tf carries every resource to its
+# address in the module: the next plan moves them and destroys nothing.
 
-data "google_project" "this" {
-  project_id = var.project_id
-}
+module "looker_audit_export" {
+  source = "./modules/looker_audit_export"
 
-locals {
-  apis = toset(concat([
-    "artifactregistry.googleapis.com",
-    "cloudbuild.googleapis.com",
-    "cloudfunctions.googleapis.com",
-    "cloudscheduler.googleapis.com",
-    "eventarc.googleapis.com",
-    "iam.googleapis.com",
-    "logging.googleapis.com",
-    "monitoring.googleapis.com",
-    "pubsub.googleapis.com",
-    "run.googleapis.com",
-    "secretmanager.googleapis.com",
-    "storage.googleapis.com",
-    ],
-    # The linked dataset is a BigQuery dataset.
-    local.linked_dataset ? ["bigquery.googleapis.com"] : [],
-  ))
-
-  labels = merge(var.labels, {
-    app = "looker-audit-export"
-  })
-}
-
-resource "google_project_service" "apis" {
-  for_each = local.apis
-
-  project = var.project_id
-  service = each.value
-
-  # Destroying this stack must not switch APIs off for everything else in the project.
-  disable_on_destroy         = false
-  disable_dependent_services = false
+  project_id                     = var.project_id
+  region                         = var.region
+  name_prefix                    = var.name_prefix
+  labels                         = var.labels
+  looker_instances               = var.looker_instances
+  looker_verify_ssl              = var.looker_verify_ssl
+  looker_timeout_seconds         = var.looker_timeout_seconds
+  page_size                      = var.page_size
+  schedule                       = var.schedule
+  log_name                       = var.log_name
+  export_streams                 = var.export_streams
+  history_log_name               = var.history_log_name
+  history_include_own_queries    = var.history_include_own_queries
+  initial_lookback_minutes       = var.initial_lookback_minutes
+  settle_seconds                 = var.settle_seconds
+  run_budget_seconds             = var.run_budget_seconds
+  max_message_age_seconds        = var.max_message_age_seconds
+  python_runtime                 = var.python_runtime
+  source_archive_path            = var.source_archive_path
+  function_memory                = var.function_memory
+  iam_propagation_seconds        = var.iam_propagation_seconds
+  metric_propagation_seconds     = var.metric_propagation_seconds
+  enable_long_retention          = var.enable_long_retention
+  retention_days                 = var.retention_days
+  log_bucket_location            = var.log_bucket_location
+  lock_log_bucket                = var.lock_log_bucket
+  enable_bigquery_linked_dataset = var.enable_bigquery_linked_dataset
+  alerts                         = var.alerts
+  notification_channels          = var.notification_channels
+  alert_window_seconds           = var.alert_window_seconds
+  login_failure_threshold        = var.login_failure_threshold
+  large_export_row_count         = var.large_export_row_count
+  download_threshold             = var.download_threshold
+  exporter_max_lag_seconds       = var.exporter_max_lag_seconds
+  exporter_failed_runs_threshold = var.exporter_failed_runs_threshold
+  enable_dashboard               = var.enable_dashboard
 }

@@ -260,6 +260,17 @@ variable "python_runtime" {
   }
 }
 
+variable "source_archive_path" {
+  description = "Where the function's zip is written before the upload. Unset: .build/function-source.zip in the root configuration (path.root), where the root in terraform/ always kept it. Give each call its own path when one configuration calls this module more than once."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.source_archive_path == null || can(regex("\\.zip$", coalesce(var.source_archive_path, "x")))
+    error_message = "source_archive_path must end in .zip, or be left unset."
+  }
+}
+
 variable "function_memory" {
   description = "Memory of the function instance (available_memory), e.g. 256M, 512M, 1G."
   type        = string

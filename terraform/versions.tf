@@ -1,5 +1,5 @@
 terraform {
-  # >= 1.5 for strcontains(), used to read .gcloudignore (source_excludes.tf).
+  # >= 1.5 for strcontains(), used to read .gcloudignore (the module's source_excludes.tf).
   required_version = ">= 1.5"
 
   required_providers {
@@ -7,7 +7,7 @@ terraform {
       source  = "hashicorp/google"
       version = "~> 7.0"
     }
-    # Only for google_project_service_identity (iam.tf), which the google
+    # Only for google_project_service_identity (modules/looker_audit_export/iam.tf), which the google
     # provider does not have: it creates the Eventarc and Pub/Sub service
     # agents up front on a new project.
     google-beta = {
@@ -20,7 +20,7 @@ terraform {
       version = "~> 2.5"
     }
     # time_sleep: waits for IAM grants and new log-based metrics to take
-    # effect (iam.tf, alerts.tf); the google provider does not retry those.
+    # effect (the module's iam.tf and alerts.tf); the google provider does not retry those.
     time = {
       source  = "hashicorp/time"
       version = "~> 0.12"

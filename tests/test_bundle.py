@@ -1,11 +1,12 @@
 """What the deployed zip contains.
 
-terraform/source.tf zips the project root with `archive_file`, excluding
-`local.source_excludes`, which terraform/source_excludes.tf derives from
-.gcloudignore (the one list of what is not deployed). This module applies the
-same transformation and the same matching (hashicorp/archive >= 2.5: doublestar
-globs on the path relative to the root; a matching directory is skipped whole)
-to list the files of the zip, then checks what is in and what is out.
+terraform/modules/looker_audit_export/source.tf zips the project root with
+`archive_file`, excluding `local.source_excludes`, which source_excludes.tf
+(same folder) derives from .gcloudignore (the one list of what is not
+deployed). This module applies the same transformation and the same matching
+(hashicorp/archive >= 2.5: doublestar globs on the path relative to the root; a
+matching directory is skipped whole) to list the files of the zip, then checks
+what is in and what is out.
 
 If a `terraform` binary is present, the Terraform transformation itself is
 evaluated with `terraform console` (no provider needed) and compared with the
@@ -26,7 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 GCLOUDIGNORE = ROOT / ".gcloudignore"
-TERRAFORM_DIR = ROOT / "terraform"
+TERRAFORM_DIR = ROOT / "terraform" / "modules" / "looker_audit_export"
 EXCLUDES_TF = TERRAFORM_DIR / "source_excludes.tf"
 
 
@@ -173,28 +174,39 @@ def test_gcloudignore_uses_only_supported_syntax(ignore_text: str):
 
 
 def test_terraform_reads_the_same_list():
-    """source_excludes.tf reads .gcloudignore; source.tf zips the root with it."""
+    """source_excludes.tf reads .gcloudignore; source.tf zips the root with it.
+
+    The module is terraform/modules/looker_audit_export/: the project root is three folders up, also in the
+    copy Terraform fetches for a git source with a //subdir (it downloads the whole repository).
+    """
     excludes_tf = EXCLUDES_TF.read_text()
-    assert 'file("${path.module}/../.gcloudignore")' in excludes_tf
+    assert re.search(r'repo_root\s*=\s*"\$\{path\.module\}/\.\./\.\./\.\."', excludes_tf)
+    assert (TERRAFORM_DIR / "../../..").resolve() == ROOT
+    assert 'file("${local.repo_root}/.gcloudignore")' in excludes_tf
     source_tf = (TERRAFORM_DIR / "source.tf").read_text()
-    assert re.search(r'source_dir\s*=\s*"\$\{path\.module\}/\.\."', source_tf)
+    assert re.search(r"source_dir\s*=\s*local\.repo_root\b", source_tf)
     assert re.search(r"excludes\s*=\s*local\.source_excludes\b", source_tf)
-    # The zip is written under terraform/, which is itself excluded.
-    assert re.search(r'output_path\s*=\s*"\$\{path\.module\}/', source_tf)
+    # The zip is written under the root configuration (terraform/ for the root a first-time user applies,
+    # which is itself excluded), unless the caller gives another path.
+    assert re.search(
+        r'output_path\s*=\s*coalesce\(var\.source_archive_path, "\$\{path\.root\}/\.build/function-source\.zip"\)',
+        source_tf,
+    )
 
 
 def test_terraform_transformation_matches_python(tmp_path: Path, excludes: list[str]):
     terraform = shutil.which("terraform")
     if terraform is None:
         pytest.skip("no terraform binary: cannot evaluate source_excludes.tf")
-    (tmp_path / "terraform").mkdir()
-    shutil.copy(EXCLUDES_TF, tmp_path / "terraform" / EXCLUDES_TF.name)
+    module = tmp_path / "terraform" / "modules" / "looker_audit_export"
+    module.mkdir(parents=True)
+    shutil.copy(EXCLUDES_TF, module / EXCLUDES_TF.name)
     shutil.copy(GCLOUDIGNORE, tmp_path / ".gcloudignore")
     env = dict(os.environ, TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1")
     result = subprocess.run(
         [terraform, "console"],
         input="jsonencode(local.source_excludes)\n",
-        cwd=tmp_path / "terraform",
+        cwd=module,
         capture_output=True,
         text=True,
         timeout=120,
@@ -251,6 +263,8 @@ def test_bundle_of_a_synthetic_tree(tmp_path: Path, excludes: list[str]):
         "emulators/looker.py",
         "terraform/main.tf",
         "terraform/.build/function-source.zip",
+        "terraform/modules/looker_audit_export/.build/function-source.zip",
+        "terraform/examples/private_looker/main.tf",
         ".git/HEAD",
         ".venv/bin/python",
         ".venv-checkov/bin/checkov",

@@ -1,7 +1,7 @@
 """The event catalogue: only documented names and categories, each cited; the severity table, the
 emulator's synthetic data and the Terraform security signals built on it; unknown names passed through.
 
-The signals are read from terraform/signals.tf with python-hcl2 and each filter is evaluated (by
+The signals are read from the module's signals.tf with python-hcl2 and each filter is evaluated (by
 tests/logging_query.py, the Logging query evaluator the README queries' test uses too) against entries that
 the real mapping makes from the catalogue's events and history sources.
 """
@@ -30,7 +30,7 @@ from looker_audit_export.mapping import (
     to_log_entry,
 )
 
-TF = Path(__file__).resolve().parent.parent / "terraform"
+TF = Path(__file__).resolve().parent.parent / "terraform" / "modules" / "looker_audit_export"
 EVENTS_LOG = "projects/p/logs/looker_system_activity_logs"
 HISTORY_LOG = "projects/p/logs/looker_query_history"
 WHEN = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -121,7 +121,7 @@ def test_the_bigquery_deduplication_query_names_the_linked_dataset_and_logentry_
 
     blocks = re.findall(r"```sql\n(.*?)```", docs_text(), re.S)
     sql = next(block for block in blocks if "QUALIFY" in block)
-    terraform = Path(__file__).parent.parent / "terraform"
+    terraform = Path(__file__).parent.parent / "terraform" / "modules" / "looker_audit_export"
     declared = re.search(r'variable "name_prefix" \{.*?\n  default\s*=\s*"([^"]+)"',
                          (terraform / "variables.tf").read_text(encoding="utf-8"), re.S)
     assert declared, "variable name_prefix has a default"

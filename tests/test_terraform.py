@@ -1,5 +1,9 @@
 """Static checks of terraform/ (no provider download: parsed with python-hcl2).
 
+The resources are in the module terraform/modules/looker_audit_export/ (TF); terraform/ (TF_ROOT) is the root
+a first-time user applies: provider blocks, a call of the module that passes every variable, and the moved
+blocks of an upgrade. tests/test_terraform_plan.py runs the real `terraform validate` and `plan` (opt-in).
+
 They assert what the deployment issue asks for: every resource exists and is
 wired to the others, IAM grants nothing beyond the listed roles, the function
 gets the whole environment contract, no secret value goes through Terraform,
@@ -31,7 +35,9 @@ from conftest import checkov
 from docs_pages import docs_text
 
 ROOT = Path(__file__).resolve().parent.parent
-TF = ROOT / "terraform"
+TF_ROOT = ROOT / "terraform"
+TF = TF_ROOT / "modules" / "looker_audit_export"
+MODULE_CALL = "looker_audit_export"
 
 # scripts/draw_dashboard.py evaluates the locals-only files with `terraform console`; the tests use the same code.
 _spec = importlib.util.spec_from_file_location("draw_dashboard", ROOT / "scripts" / "draw_dashboard.py")
@@ -39,6 +45,10 @@ assert _spec and _spec.loader
 draw_dashboard = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(draw_dashboard)
 LOCALS_ONLY: tuple[str, ...] = draw_dashboard.LOCALS_ONLY
+_spec = importlib.util.spec_from_file_location("module_readme", ROOT / "scripts" / "module_readme.py")
+assert _spec and _spec.loader
+module_readme = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(module_readme)
 
 # The function's environment contract (see README / looker_audit_export.config).
 CONTRACT_ENV = {
@@ -129,6 +139,8 @@ class Config:
         self.locals: dict[str, Any] = {}
         self.moved: list[dict] = []
         self.terraform: list[dict] = []
+        self.modules: dict[str, dict] = {}
+        self.providers: list[dict] = []
         for path in sorted(directory.glob("*.tf")):
             with path.open() as fh:
                 doc = _norm(hcl2.load(fh))
@@ -149,6 +161,9 @@ class Config:
                 self.locals.update(item)
             self.moved.extend(doc.get("moved", []))
             self.terraform.extend(doc.get("terraform", []))
+            for item in doc.get("module", []):
+                self.modules.update(item)
+            self.providers.extend(doc.get("provider", []))
 
     def one(self, rtype: str) -> tuple[str, dict]:
         named = self.resources.get(rtype, {})
@@ -167,6 +182,11 @@ class Config:
 @pytest.fixture(scope="module")
 def cfg() -> Config:
     return Config(TF)
+
+
+@pytest.fixture(scope="module")
+def root() -> Config:
+    return Config(TF_ROOT)
 
 
 EACH = "[each.key]"
@@ -215,9 +235,11 @@ def test_layout():
         "dashboard.tf",
         "dashboard_layout.tf",
         "outputs.tf",
-        "terraform.tfvars.example",
+        "README.md",
     ):
-        assert (TF / name).is_file(), f"terraform/{name} is missing"
+        assert (TF / name).is_file(), f"{TF.relative_to(ROOT)}/{name} is missing"
+    for name in ("versions.tf", "variables.tf", "main.tf", "outputs.tf", "moved.tf", "terraform.tfvars.example"):
+        assert (TF_ROOT / name).is_file(), f"terraform/{name} is missing"
 
 
 def test_locals_only_files_hold_only_locals():
@@ -242,6 +264,90 @@ def test_versions_pinned(cfg: Config):
     assert providers["time"]["source"] == "hashicorp/time"
     assert re.fullmatch(r"~> 0\.(\d+)", providers["time"]["version"])
     assert providers["google-beta"] == providers["google"] | {"source": "hashicorp/google-beta"}
+
+
+# --- the reusable module and the root that calls it ---------------------------------
+
+
+def test_module_has_no_provider_blocks(cfg: Config):
+    """A module with its own provider configuration cannot be used with count, for_each or depends_on."""
+    assert not cfg.providers, "provider blocks belong in the root (terraform/versions.tf), not in the module"
+    assert len(cfg.terraform) == 1 and set(cfg.terraform[0]) <= {"required_version", "required_providers"}
+    assert not cfg.modules
+
+
+def test_root_is_a_thin_call_of_the_module(root: Config, cfg: Config):
+    assert not root.resources and not root.data and not root.locals, "the root only calls the module"
+    assert {next(iter(p)) for p in root.providers} == {"google", "google-beta"}
+    for provider in root.providers:
+        (body,) = provider.values()
+        assert expr(body["project"]) == "var.project_id" and expr(body["region"]) == "var.region"
+    # The same required_providers as the module: one set of versions.
+    assert block(root.terraform[0]["required_providers"]) == block(cfg.terraform[0]["required_providers"])
+    assert root.terraform[0]["required_version"] == cfg.terraform[0]["required_version"]
+    assert list(root.modules) == [MODULE_CALL]
+    call = root.modules[MODULE_CALL]
+    assert call["source"] == "./modules/looker_audit_export"
+    # Every variable of the module is passed through under its own name, and nothing else.
+    passed = {k: expr(v) for k, v in call.items() if k != "source"}
+    assert passed == {name: f"var.{name}" for name in cfg.variables}
+
+
+def test_root_variables_are_the_module_variables():
+    """The same terraform.tfvars works in the root and in a direct call of the module."""
+    assert (TF_ROOT / "variables.tf").read_text() == (TF / "variables.tf").read_text(), (
+        "run `cp terraform/modules/looker_audit_export/variables.tf terraform/variables.tf`"
+    )
+
+
+def test_root_outputs_are_the_module_outputs(root: Config, cfg: Config):
+    assert list(root.outputs) == list(cfg.outputs)
+    for name, out in root.outputs.items():
+        assert expr(out["value"]) == f"module.{MODULE_CALL}.{name}", name
+        assert out["description"] == cfg.outputs[name]["description"], name
+
+
+#: Resources that came with the module or after it: no deployment of the previous layout (c941af9) has them,
+#: so they need no moved block. A resource added to the module later goes here too.
+NEW_IN_MODULE: set[str] = set()
+
+
+def test_moved_blocks_carry_every_resource_of_the_previous_layout(root: Config, cfg: Config):
+    """An existing deployment upgrades in place: each old address moves into the module, none is left behind.
+
+    tests/test_terraform_plan.py applies the previous layout and plans this one on its state (opt-in).
+    """
+    moves = {expr(m["from"]): expr(m["to"]) for m in root.moved}
+    assert len(moves) == len(root.moved), "one moved block per address"
+    module_resources = {f"{t}.{n}" for t, named in cfg.resources.items() for n in named}
+    # Addresses older than the previous layout, which the module's own moved blocks carry on (alerts.tf):
+    # the root moves them into the module first.
+    older = {re.sub(r"\[[^]]*\]$", "", expr(m["from"])) for m in cfg.moved} - module_resources
+    assert older
+    for old, new in moves.items():
+        assert new == f"module.{MODULE_CALL}.{old}", f"{old} must keep its type and name in the module: {new}"
+    assert set(moves) == (module_resources - NEW_IN_MODULE) | older, (
+        f"missing moved blocks: {sorted((module_resources - NEW_IN_MODULE) | older - set(moves))}; "
+        f"moved blocks for nothing: {sorted(set(moves) - module_resources - older)}"
+    )
+    assert {"google_storage_bucket.state", "google_logging_project_bucket_config.audit"} <= set(moves)
+    assert "google_secret_manager_secret.looker_credentials" in moves
+
+
+def test_module_readme_lists_every_input_and_output(cfg: Config):
+    """Like terraform-google-modules: an Inputs table (name, description, type, default, required) and Outputs."""
+    readme = (TF / "README.md").read_text()
+    assert readme == module_readme.render(readme), "run `python scripts/module_readme.py`"
+    inputs = readme.split("## Inputs", 1)[1].split("## Outputs", 1)[0]
+    outputs = readme.split("## Outputs", 1)[1]
+    rows = dict(re.findall(r"^\| ([a-z0-9_]+) \|(.*)\|$", inputs, re.M))
+    assert set(rows) == set(cfg.variables), set(rows) ^ set(cfg.variables)
+    for name, var in cfg.variables.items():
+        required = rows[name].rsplit("|", 1)[1].strip()
+        assert required == ("no" if "default" in var else "yes"), (name, required)
+        assert module_readme._one_line(var["description"]) in rows[name], name
+    listed = set(re.findall(r"^\| ([a-z0-9_]+) \|", outputs, re.M))
+    assert listed == set(cfg.outputs), listed ^ set(cfg.outputs)
 
 
 def test_variables_documented_and_typed(cfg: Config):
@@ -273,14 +379,14 @@ def test_variables_documented_and_typed(cfg: Config):
 
 
 def test_tfvars_example_only_sets_declared_variables(cfg: Config):
-    with (TF / "terraform.tfvars.example").open() as fh:
+    with (TF_ROOT / "terraform.tfvars.example").open() as fh:
         example = _norm(hcl2.load(fh))
     assert {"project_id", "looker_instances"} <= set(example)
     assert set(example) <= set(cfg.variables)
     instances = example["looker_instances"]
     assert instances and all(i["base_url"].startswith("https://") for i in instances.values())
     # Every commented-out optional line names a declared variable.
-    text = (TF / "terraform.tfvars.example").read_text()
+    text = (TF_ROOT / "terraform.tfvars.example").read_text()
     for name in re.findall(r"^# ([a-z_]+)\s+=", text, re.M):
         assert name in cfg.variables, f"terraform.tfvars.example mentions unknown variable {name}"
 
@@ -714,7 +820,7 @@ def test_no_secret_value_in_variables_or_resources(cfg: Config):
         assert not SECRETISH.search(name), f"variable {name} looks like it carries a secret"
         assert var.get("sensitive") is not True, f"variable {name} is sensitive: secrets stay out of Terraform"
         assert var.get("ephemeral") is not True, name
-    text = "\n".join(p.read_text() for p in sorted(TF.glob("*.tf")))
+    text = "\n".join(p.read_text() for p in _tf_files())
     for attr in ("secret_data", "secret_data_wo", "secret_environment_variables", "client_secret ="):
         assert attr not in text, f"{attr} found in terraform/"
     for key in function_env(cfg):
@@ -1170,9 +1276,14 @@ def test_outputs(cfg: Config):
 # --- tools ----------------------------------------------------------------------
 
 
+def _tf_files() -> list[Path]:
+    """Every .tf file under terraform/: the root, the module and the examples."""
+    return sorted(p for p in TF_ROOT.rglob("*.tf") if ".terraform" not in p.parts)
+
+
 def _inline_skips() -> list[tuple[str, str]]:
     skips = []
-    for path in sorted(TF.glob("*.tf")):
+    for path in _tf_files():
         for m in re.finditer(r"#\s*checkov:skip=([A-Z0-9_]+)(?::\s*(.*))?", path.read_text()):
             skips.append((m.group(1), (m.group(2) or "").strip()))
     return skips
@@ -1182,7 +1293,8 @@ def test_checkov_skips_are_inline_and_reasoned():
     for check, reason in _inline_skips():
         assert len(reason) >= 20, f"checkov skip of {check} needs a reason"
     for cfg_file in (".checkov.yaml", ".checkov.yml"):
-        assert not (ROOT / cfg_file).exists() and not (TF / cfg_file).exists(), "no global checkov skips"
+        for folder in (ROOT, *{p.parent for p in _tf_files()}):
+            assert not (folder / cfg_file).exists(), f"no global checkov skips: {folder / cfg_file}"
 
 
 def test_checkov_passes():
@@ -1191,7 +1303,7 @@ def test_checkov_passes():
         [
             exe,
             "-d",
-            str(TF),
+            str(TF_ROOT),
             "--framework",
             "terraform",
             "--compact",

@@ -10,8 +10,12 @@
 # `terraform console` without downloading any provider.
 
 locals {
+  # The project root: this module is terraform/modules/looker_audit_export/ of
+  # the repository (also when Terraform fetched it from git with a //subdir).
+  repo_root = "${path.module}/../../.."
+
   gcloudignore_patterns = [
-    for line in split("\n", file("${path.module}/../.gcloudignore")) : trimspace(line)
+    for line in split("\n", file("${local.repo_root}/.gcloudignore")) : trimspace(line)
     if trimspace(line) != "" && !startswith(trimspace(line), "#")
   ]
 

@@ -1,11 +1,14 @@
-# The function source: the project root, zipped without what .gcloudignore
-# excludes (local.source_excludes, see source_excludes.tf), uploaded under a
-# name that changes with its content, built by Cloud Build into an image.
+# The function source: the project root (local.repo_root), zipped without
+# what .gcloudignore excludes (local.source_excludes, see source_excludes.tf),
+# uploaded under a name that changes with its content, built by Cloud Build
+# into an image.
 
 data "archive_file" "source" {
-  type             = "zip"
-  source_dir       = "${path.module}/.."
-  output_path      = "${path.module}/.build/function-source.zip"
+  type       = "zip"
+  source_dir = local.repo_root
+  # path.root: the same file as before the module (terraform/.build/), so the
+  # uploaded object's `source` does not change on an upgrade.
+  output_path      = coalesce(var.source_archive_path, "${path.root}/.build/function-source.zip")
   output_file_mode = "0644" # same zip (and hash) on every machine
   excludes         = local.source_excludes
 

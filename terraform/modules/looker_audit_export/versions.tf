@@ -1,0 +1,32 @@
+# No provider blocks: the caller configures google and google-beta (project,
+# region), so this module can be used with count, for_each and depends_on.
+
+terraform {
+  # >= 1.5 for strcontains(), used to read .gcloudignore (source_excludes.tf).
+  required_version = ">= 1.5"
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = "~> 7.0"
+    }
+    # Only for google_project_service_identity (iam.tf), which the google
+    # provider does not have: it creates the Eventarc and Pub/Sub service
+    # agents up front on a new project.
+    google-beta = {
+      source  = "hashicorp/google-beta"
+      version = "~> 7.0"
+    }
+    archive = {
+      # >= 2.5: `excludes` accepts globs (doublestar `**`), see source_excludes.tf.
+      source  = "hashicorp/archive"
+      version = "~> 2.5"
+    }
+    # time_sleep: waits for IAM grants and new log-based metrics to take
+    # effect (iam.tf, alerts.tf); the google provider does not retry those.
+    time = {
+      source  = "hashicorp/time"
+      version = "~> 0.12"
+    }
+  }
+}
