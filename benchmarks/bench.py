@@ -11,6 +11,14 @@ the baseline, measured at N = 10,000 against the same emulators.
     python benchmarks/bench.py --latency            # 30 ms per Cloud Logging call, 1 s + 10 us/row per query
     python benchmarks/bench.py --quick              # N = 10k, 1 run: proves the script works
     python benchmarks/bench.py --profile 100000     # also a cProfile of one export of 100k events
+    python benchmarks/bench.py --deployed           # also the deployed shape: 1M events, 0.167 vCPU, latency, 480 s
+
+Every N is exported with a ``gs://`` cursor on the GCS emulator and with a local-file one (``--cursors``).
+``--deployed`` adds one export shaped like the deployed function: 0.167 vCPU (the share of a 256 MiB
+function, https://cloud.google.com/functions/docs/configuring/memory) enforced by a cgroup CPU quota on
+the export child where the machine allows one (else it says so and computes the bound from CPU seconds),
+the ``--latency`` model in the emulators, a ``gs://`` cursor, ``RUN_BUDGET_SECONDS=480``; it prints how
+many events one 480 s run exported.
 
 Results go to ``benchmarks/results/results[-latency].json`` and ``benchmarks/results/bench.png``.
 It times nothing in CI: the test suite only runs ``--quick`` to check that it works.
@@ -23,9 +31,11 @@ import json
 import math
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +60,15 @@ TARGET_QUERIES_PER_10K = 10
 TARGET_PEAK_RSS_MB = 256
 TARGET_RSS_GROWTH = 0.20
 TARGET_MAPPING_ROWS_PER_SECOND = 30_000
+TARGET_EVENTS_PER_SECOND_LOCAL = 20_000
+#: The deployed shape: a 256 MiB function has 0.167 vCPU (https://cloud.google.com/functions/docs/configuring/memory)
+#: and the default RUN_BUDGET_SECONDS is 480.
+DEPLOYED_VCPU = 0.167
+DEPLOYED_BUDGET_SECONDS = 480
+DEPLOYED_EVENTS = 1_000_000
+TARGET_DEPLOYED_EVENTS = 1_000_000
+CFS_PERIOD_US = 100_000
+CURSORS = ("gs", "local")
 
 
 # ------------------------------------------------------------------------------------------ child
@@ -60,6 +79,9 @@ def child(profile_to: str | None) -> int:
     from looker_audit_export.pipeline import build_exporter
 
     libraries_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    procs = os.environ.get("BENCH_CGROUP_PROCS")
+    if procs:  # the instance's start (imports) is not part of a run: the quota applies from here on
+        Path(procs).write_text(str(os.getpid()))
     cpu_started = _own_cpu_seconds()
     started = time.perf_counter()
     if profile_to:
@@ -138,12 +160,21 @@ def emulator_args(events: int, latency: dict[str, float]) -> list[str]:
             "--looker-row-latency-us", str(latency["looker_row_us"])]
 
 
-def exporter_env(emulators: dict[str, str], events: int, label: str, batch: int | None) -> dict[str, str]:
+def exporter_env(emulators: dict[str, str], events: int, label: str, batch: int | None,
+                 cursor: str = "gs", state_dir: Path | None = None) -> dict[str, str]:
+    """The export child's environment: a fresh cursor (``gs://`` on the GCS emulator, or a local file in
+    ``state_dir``) so that each run is a backfill of all N events."""
     span = max(60, math.ceil(events / 1_000_000 * 600))
     env = {key: value for key, value in emulators.items()}
+    name = f"{label}-{time.time_ns()}.json"
+    if cursor == "gs":
+        state_uri = f"gs://{BUCKET}/bench/{name}"
+    elif state_dir is not None:
+        state_uri = str(state_dir / name)
+    else:
+        raise ValueError("a local cursor needs a state_dir")
     env.update({
-        # a fresh cursor for every run: each run is a backfill of all N events
-        "STATE_URI": f"gs://{BUCKET}/bench/{label}-{time.time_ns()}.json",
+        "STATE_URI": state_uri,
         "INITIAL_LOOKBACK_MINUTES": str(span + END_MINUTES_AGO + 10),
         "SETTLE_SECONDS": "0",
         "RUN_BUDGET_SECONDS": "3600",
@@ -154,11 +185,12 @@ def exporter_env(emulators: dict[str, str], events: int, label: str, batch: int 
 
 
 def measure(emulators: dict[str, str], events: int, runs: int, label: str, batch: int | None,
-            emulator_pid: int | None = None) -> dict[str, Any]:
+            emulator_pid: int | None = None, cursor: str = "gs", state_dir: Path | None = None) -> dict[str, Any]:
     """``runs`` exports of all ``events``; the median wall time and what each run did."""
     results = []
     for run in range(runs):
-        result = export_once(exporter_env(emulators, events, f"{label}-{run}", batch), emulator_pid=emulator_pid)
+        env = exporter_env(emulators, events, f"{label}-{run}", batch, cursor, state_dir)
+        result = export_once(env, emulator_pid=emulator_pid)
         summary = result["summary"]
         complete = summary["caught_up"] and summary["events_written"] == events - summary["held_back_unsettled"]
         if not complete or summary["error"]:
@@ -172,6 +204,7 @@ def measure(emulators: dict[str, str], events: int, runs: int, label: str, batch
     write_calls = first["write_calls"]
     return {
         "events": events,
+        "cursor": cursor,
         "runs": runs,
         "write_batch_entries": batch,
         "wall_seconds": [round(r["wall_seconds"], 3) for r in results],
@@ -183,6 +216,7 @@ def measure(emulators: dict[str, str], events: int, runs: int, label: str, batch
         "query_calls": first["query_calls"],
         "query_calls_per_10k_events": round(first["query_calls"] * 10_000 / written, 2) if written else None,
         "pages": first["pages"],
+        "cursor_writes": first["cursor_writes"],
         "bytes_sent": first["bytes_sent"],
         "peak_rss_mb": round(max(r["peak_rss_kb"] for r in results) / 1024, 1),
         "rss_after_imports_mb": round(results[0]["rss_after_imports_kb"] / 1024, 1),
@@ -196,6 +230,92 @@ def measure(emulators: dict[str, str], events: int, runs: int, label: str, batch
                                 * 10_000 / events, 3)),
         },
     }
+
+
+# --------------------------------------------------------------------------------- deployed shape
+def cpu_quota_group(vcpu: float) -> tuple[Path | None, str]:
+    """A new cgroup whose processes get at most ``vcpu`` CPUs: its directory and how it is limited, or None
+    and why no quota could be set (cgroup v2 ``cpu.max`` first, then v1 ``cpu.cfs_quota_us``)."""
+    quota = round(vcpu * CFS_PERIOD_US)
+    name = f"looker-bench-{os.getpid()}-{time.time_ns()}"
+    problems: list[str] = []
+    try:
+        mounts = [line.split()[:4] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError as exc:
+        return None, f"no /proc/mounts ({exc.strerror})"
+    for kind in ("cgroup2", "cgroup"):
+        for _, mount, fstype, options in mounts:
+            if fstype != kind or (kind == "cgroup" and "cpu" not in options.split(",")):
+                continue
+            root, group = Path(mount), Path(mount) / name
+            try:
+                if kind == "cgroup2":
+                    if "cpu" not in (root / "cgroup.controllers").read_text().split():
+                        problems.append(f"{mount}: cgroup v2 without the cpu controller")
+                        continue
+                    if "cpu" not in (root / "cgroup.subtree_control").read_text().split():
+                        (root / "cgroup.subtree_control").write_text("+cpu")
+                    group.mkdir()
+                    (group / "cpu.max").write_text(f"{quota} {CFS_PERIOD_US}")
+                    return group, f"cgroup v2 {group}/cpu.max = {quota} {CFS_PERIOD_US}"
+                group.mkdir()
+                (group / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+                (group / "cpu.cfs_quota_us").write_text(str(quota))
+                return group, f"cgroup v1 {group}: cpu.cfs_quota_us {quota} per cpu.cfs_period_us {CFS_PERIOD_US}"
+            except OSError as exc:
+                problems.append(f"{mount}: {exc.strerror or exc}")
+                if group.exists():
+                    group.rmdir()
+    return None, "; ".join(problems) or "no cgroup file system with the cpu controller is mounted"
+
+
+def throttling(group: Path) -> dict[str, int]:
+    """The group's ``cpu.stat`` counters (periods, throttled periods and time)."""
+    try:
+        lines = (group / "cpu.stat").read_text().splitlines()
+    except OSError:
+        return {}
+    return {key: int(value) for key, value in (line.split() for line in lines if len(line.split()) == 2)}
+
+
+def measure_deployed(events: int, latency: dict[str, float], budget: int, vcpu: float) -> dict[str, Any]:
+    """One export shaped like the deployed function: ``vcpu`` CPUs, the latency model, a ``gs://`` cursor and
+    a ``budget`` second run over ``events`` waiting events; how many it exported in that one run."""
+    process, emulators = start_emulators(*emulator_args(events, latency))
+    group, how = cpu_quota_group(vcpu)
+    try:
+        print(f"deployed shape, {events:,} events waiting: emulators ready; CPU limit: "
+              f"{how if group else 'NONE, ' + how}", flush=True)
+        env = exporter_env(emulators, events, "deployed", None)
+        env["RUN_BUDGET_SECONDS"] = str(budget)
+        if group is not None:
+            env["BENCH_CGROUP_PROCS"] = str(group / "cgroup.procs")
+        result = export_once(env, emulator_pid=process.pid)
+        throttled = throttling(group) if group is not None else {}
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        if group is not None:
+            group.rmdir()
+    summary = result["summary"]
+    written, wall, cpu = summary["events_written"], result["wall_seconds"], result["cpu_seconds"]
+    found: dict[str, Any] = {
+        "events_waiting": events, "vcpu": vcpu, "budget_seconds": budget, "latency": latency,
+        "cpu_limit": how if group is not None else None,
+        "events_written": written, "wall_seconds": round(wall, 1), "caught_up": summary["caught_up"],
+        "events_per_second": round(written / wall, 1) if wall else None,
+        "exporter_cpu_seconds": round(cpu, 1), "cpu_share_used": round(cpu / wall, 3) if wall else None,
+        "cursor_writes": summary["cursor_writes"], "query_calls": summary["query_calls"],
+        "pages": summary["pages"], "peak_rss_mb": round(result["peak_rss_kb"] / 1024, 1),
+        "throttled": throttled,
+    }
+    if group is None:  # not limited: what the CPU share alone would allow, computed and labelled as such
+        found["no_cpu_limit_because"] = how
+        found["computed_cpu_bound_events_per_run"] = round(budget * vcpu / cpu * written) if cpu else None
+    print(f"  deployed shape: {written:,} events exported in one {budget} s run ({wall:.1f} s, "
+          f"{found['events_per_second']:,} events/s, caught up: {summary['caught_up']}), exporter CPU "
+          f"{cpu:.1f} s, peak RSS {found['peak_rss_mb']} MB", flush=True)
+    return found
 
 
 def mapping_speed(rows: int) -> dict[str, Any]:
@@ -258,14 +378,16 @@ def chart(results_dir: Path) -> Path:
         if not path.exists():
             continue
         found = json.loads(path.read_text())
-        ours = found["exports"]
-        axes.plot([r["events"] for r in ours], [r["events_per_second"] for r in ours], line, marker="o",
-                  color=colour, label=f"batched export ({what})")
-        for r in ours:
-            above = line == "-"  # the loopback labels above their points, the latency ones to the left
-            axes.annotate(f"{r['events_per_second']:,.0f}", (r["events"], r["events_per_second"]),
-                          textcoords="offset points", xytext=(0, 7) if above else (-10, -3),
-                          ha="center" if above else "right", fontsize=8)
+        for cursor in dict.fromkeys(r.get("cursor", "gs") for r in found["exports"]):
+            ours = [r for r in found["exports"] if r.get("cursor", "gs") == cursor]
+            marker, where = ("o", "gs:// cursor") if cursor == "gs" else ("^", "local cursor")
+            axes.plot([r["events"] for r in ours], [r["events_per_second"] for r in ours], line, marker=marker,
+                      color=colour if cursor == "gs" else "tab:purple", label=f"batched export, {where} ({what})")
+            for r in ours:
+                above = cursor == "gs"  # gs:// labels above their points, local-cursor ones below
+                axes.annotate(f"{r['events_per_second']:,.0f}", (r["events"], r["events_per_second"]),
+                              textcoords="offset points", xytext=(0, 7) if above else (0, -12),
+                              ha="center", fontsize=8)
         base = found["baseline"]
         axes.plot([base["events"]], [base["events_per_second"]], marker="s", linestyle="none",
                   color=baseline_colour,
@@ -276,7 +398,7 @@ def chart(results_dir: Path) -> Path:
     axes.set_yscale("log")
     axes.set_xlabel("events exported (N)")
     axes.set_ylabel("events per second, end to end (median of runs)")
-    axes.set_title("Looker System Activity to Cloud Logging, against the emulators (2 cores)")
+    axes.set_title(f"Looker System Activity to Cloud Logging, against the emulators ({os.cpu_count()} cores)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8, loc="lower right")
     out = results_dir / "bench.png"
@@ -287,26 +409,38 @@ def chart(results_dir: Path) -> Path:
 
 
 def verdicts(found: dict[str, Any]) -> dict[str, Any]:
-    exports = {r["events"]: r for r in found["exports"]}
+    every = found["exports"]
+    exports = {(r["events"], r.get("cursor", "gs")): r for r in every}
     checks: dict[str, Any] = {
         "ratio_vs_one_entry_per_call": (found["ratio"], found["ratio"] >= TARGET_RATIO),
-        "min_entries_per_call": (min(r["entries_per_call"] for r in exports.values()),
-                                 all(r["entries_per_call"] >= TARGET_ENTRIES_PER_CALL for r in exports.values())),
-        "max_query_calls_per_10k_events": (max(r["query_calls_per_10k_events"] for r in exports.values()),
+        "min_entries_per_call": (min(r["entries_per_call"] for r in every),
+                                 all(r["entries_per_call"] >= TARGET_ENTRIES_PER_CALL for r in every)),
+        "max_query_calls_per_10k_events": (max(r["query_calls_per_10k_events"] for r in every),
                                            all(r["query_calls_per_10k_events"] <= TARGET_QUERIES_PER_10K
-                                               for r in exports.values())),
+                                               for r in every)),
         "mapping_rows_per_second": (found["mapping"]["rows_per_second"],
                                     found["mapping"]["rows_per_second"] >= TARGET_MAPPING_ROWS_PER_SECOND),
     }
-    if 100_000 in exports:
-        eps = exports[100_000]["events_per_second"]
-        checks["events_per_second_at_100k"] = (eps, eps >= TARGET_EVENTS_PER_SECOND)
-    if 1_000_000 in exports:
-        peak = exports[1_000_000]["peak_rss_mb"]
-        checks["peak_rss_mb_at_1m"] = (peak, peak < TARGET_PEAK_RSS_MB)
-        if 100_000 in exports:
-            growth = peak / exports[100_000]["peak_rss_mb"] - 1
+    for cursor, target in (("gs", TARGET_EVENTS_PER_SECOND), ("local", TARGET_EVENTS_PER_SECOND_LOCAL)):
+        if (100_000, cursor) in exports:
+            eps = exports[100_000, cursor]["events_per_second"]
+            checks[f"events_per_second_at_100k_{cursor}_cursor"] = (eps, eps >= target)
+    at_1m = [r for r in every if r["events"] == 1_000_000]
+    if at_1m:
+        peak = max(r["peak_rss_mb"] for r in at_1m)
+        checks["peak_rss_mb_at_1m"] = (peak, peak <= TARGET_PEAK_RSS_MB)
+        at_100k = [r for r in every if r["events"] == 100_000]
+        if at_100k:
+            growth = peak / max(r["peak_rss_mb"] for r in at_100k) - 1
             checks["rss_growth_100k_to_1m"] = (round(growth, 3), growth < TARGET_RSS_GROWTH)
+    deployed = found.get("deployed")
+    if deployed:
+        if deployed["cpu_limit"]:
+            value = deployed["events_written"]
+            checks["events_in_one_480s_run_at_0.167_vcpu"] = (value, value >= TARGET_DEPLOYED_EVENTS)
+        else:  # no quota: the bound computed from CPU seconds, never reported as met
+            value = min(deployed["events_written"], deployed["computed_cpu_bound_events_per_run"] or 0)
+            checks["events_in_one_480s_run_at_0.167_vcpu_COMPUTED_no_quota"] = (value, False)
     return {name: {"value": value, "met": met} for name, (value, met) in checks.items()}
 
 
@@ -324,6 +458,15 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--logging-latency-ms", type=float, default=30.0, help="with --latency: per write call")
     parser.add_argument("--looker-latency-ms", type=float, default=1000.0, help="with --latency: per Looker query")
     parser.add_argument("--looker-row-latency-us", type=float, default=10.0, help="with --latency: per row returned")
+    parser.add_argument("--cursors", default=",".join(CURSORS),
+                        help="cursor kinds each N is exported with: gs (GCS emulator), local (a file); %(default)s")
+    parser.add_argument("--deployed", action="store_true",
+                        help=f"also one export in the deployed shape: {DEPLOYED_VCPU} vCPU, the --latency model, "
+                             "a gs:// cursor, one RUN_BUDGET_SECONDS run")
+    parser.add_argument("--deployed-events", type=int, default=DEPLOYED_EVENTS,
+                        help="with --deployed: events waiting (default %(default)s)")
+    parser.add_argument("--deployed-budget", type=int, default=DEPLOYED_BUDGET_SECONDS,
+                        help="with --deployed: RUN_BUDGET_SECONDS of its run (default %(default)s)")
     parser.add_argument("--profile", type=int, metavar="N", help="also profile one export of N events (cProfile)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON and PNG (%(default)s)")
     parser.add_argument("--no-chart", action="store_true", help="write the JSON only")
@@ -340,11 +483,16 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [BASELINE_EVENTS] if args.quick else sorted({BASELINE_EVENTS, *(int(n) for n in args.sizes.split(","))})
     runs = 1 if args.quick else args.runs
     baseline_runs = args.baseline_runs or (1 if args.latency or args.quick else runs)
-    latency = ({"logging_ms": args.logging_latency_ms, "looker_ms": args.looker_latency_ms,
-                "looker_row_us": args.looker_row_latency_us} if args.latency else
-               {"logging_ms": 0.0, "looker_ms": 0.0, "looker_row_us": 0.0})
+    latency_model = {"logging_ms": args.logging_latency_ms, "looker_ms": args.looker_latency_ms,
+                     "looker_row_us": args.looker_row_latency_us}
+    latency = latency_model if args.latency else {"logging_ms": 0.0, "looker_ms": 0.0, "looker_row_us": 0.0}
+    cursors = [c for c in args.cursors.split(",") if c]
+    if not cursors or set(cursors) - set(CURSORS):
+        parser.error(f"--cursors takes a comma-separated list of {', '.join(CURSORS)}")
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"latency: {latency}; sizes: {sizes}; runs: {runs}; baseline runs: {baseline_runs}", flush=True)
+    state_dir = Path(tempfile.mkdtemp(prefix="bench-cursors-"))
+    print(f"machine: {os.cpu_count()} cores (shared with whatever else runs); latency: {latency}; sizes: {sizes}; "
+          f"cursors: {cursors}; runs: {runs}; baseline runs: {baseline_runs}", flush=True)
 
     mapping = mapping_speed(2_000 if args.quick else 50_000)
     print(f"mapping alone: {mapping['rows_per_second']:,.0f} rows/s ({mapping['rows']:,} varied rows, best of 3)",
@@ -357,7 +505,9 @@ def main(argv: list[str] | None = None) -> int:
         process, emulators = start_emulators(*emulator_args(events, latency))
         try:
             print(f"N = {events:,}: emulators ready", flush=True)
-            exports.append(measure(emulators, events, runs, f"ours-{events}", None, process.pid))
+            for cursor in cursors:
+                exports.append(measure(emulators, events, runs, f"ours-{cursor}-{events}", None, process.pid,
+                                       cursor, state_dir))
             if events == BASELINE_EVENTS:
                 baseline = measure(emulators, events, baseline_runs, f"baseline-{events}", 1, process.pid)
             if args.profile == events:
@@ -368,8 +518,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             process.terminate()
             process.wait(timeout=60)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    deployed = (measure_deployed(args.deployed_events, latency_model, args.deployed_budget, DEPLOYED_VCPU)
+                if args.deployed else None)
 
-    ours_10k = next(r for r in exports if r["events"] == BASELINE_EVENTS)
+    ours_10k = next(r for r in exports if r["events"] == BASELINE_EVENTS and r["cursor"] == cursors[0])
     found = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": sys.platform},
@@ -379,6 +532,8 @@ def main(argv: list[str] | None = None) -> int:
         "baseline": baseline,
         "ratio": round(ours_10k["events_per_second"] / baseline["events_per_second"], 1),
     }
+    if deployed:
+        found["deployed"] = deployed
     found["targets"] = verdicts(found)
     if profile:
         found["profile_top"] = profile
@@ -386,18 +541,31 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / name).write_text(json.dumps(found, indent=2) + "\n")
 
     print()
-    print(f"{'N':>10} {'wall s':>8} {'events/s':>10} {'writes':>7} {'entries/call':>12} {'queries':>8} "
-          f"{'MB sent':>8} {'peak RSS MB':>11}")
-    for r in [*exports, {**baseline, "events": f"{baseline['events']} (1/call)"}]:
-        print(f"{r['events']!s:>10} {r['median_wall_seconds']:>8.2f} {r['events_per_second']:>10,.0f} "
+    print(f"machine: {os.cpu_count()} cores, shared with whatever else ran meanwhile")
+    print(f"{'N':>10} {'cursor':>6} {'wall s':>8} {'events/s':>10} {'writes':>7} {'entries/call':>12} "
+          f"{'queries':>8} {'cursor writes':>13} {'MB sent':>8} {'peak RSS MB':>11}")
+    rows = [*exports, {**baseline, "events": f"{baseline['events']} (1/call)"}]
+    for r in rows:
+        print(f"{r['events']!s:>10} {r['cursor']:>6} {r['median_wall_seconds']:>8.2f} {r['events_per_second']:>10,.0f} "
               f"{r['write_calls']:>7,} {r['entries_per_call']:>12,.1f} {r['query_calls']:>8} "
-              f"{r['bytes_sent'] / 1e6:>8.1f} {r['peak_rss_mb']:>11.1f}")
+              f"{r['cursor_writes']:>13,} {r['bytes_sent'] / 1e6:>8.1f} {r['peak_rss_mb']:>11.1f}")
     print(f"ratio at N = {BASELINE_EVENTS:,}: {found['ratio']}x the one-entry-per-call baseline")
-    for r in [*exports, {**baseline, "events": f"{baseline['events']} (1/call)"}]:
+    for r in rows:
         cpu = r["cpu_per_10k_events"]
         emulators_cpu = "n/a" if cpu["emulators"] is None else f"{cpu['emulators']:.3f} s"
-        print(f"CPU per 10,000 events at N = {r['events']}: exporter {cpu['exporter']:.3f} s, "
+        print(f"CPU per 10,000 events at N = {r['events']} ({r['cursor']} cursor): exporter {cpu['exporter']:.3f} s, "
               f"emulators {emulators_cpu}")
+    if deployed:
+        limit = deployed["cpu_limit"] or f"NOT LIMITED ({deployed['no_cpu_limit_because']})"
+        print(f"deployed shape ({DEPLOYED_VCPU} vCPU: {limit}; latency {latency_model}; gs:// cursor): "
+              f"{deployed['events_written']:,} of {deployed['events_waiting']:,} events in one "
+              f"{deployed['budget_seconds']} s run ({deployed['wall_seconds']} s, {deployed['events_per_second']:,} "
+              f"events/s, caught up: {deployed['caught_up']}; exporter CPU {deployed['exporter_cpu_seconds']} s, "
+              f"{deployed['cursor_writes']} cursor writes, peak RSS {deployed['peak_rss_mb']} MB)")
+        if not deployed["cpu_limit"]:
+            print(f"  COMPUTED, not measured: the CPU seconds used would allow "
+                  f"{deployed['computed_cpu_bound_events_per_run']:,} events in {deployed['budget_seconds']} s "
+                  f"at {DEPLOYED_VCPU} vCPU")
     print(f"mapping alone: {mapping['rows_per_second']:,.0f} rows/s")
     for check, verdict in found["targets"].items():
         print(f"target {check}: {verdict['value']} {'met' if verdict['met'] else 'NOT MET'}")

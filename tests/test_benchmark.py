@@ -1,4 +1,5 @@
-"""The benchmark script works (quick mode, N = 10,000, one run). Nothing here is timed."""
+"""The benchmark script works (quick mode, N = 10,000, one run per cursor kind, and a small export in the
+deployed shape). Nothing here is timed."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_quick_benchmark_exports_every_event_and_writes_its_results(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--out", str(tmp_path)],
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--out", str(tmp_path),
+                           "--deployed", "--deployed-events", "3000", "--deployed-budget", "60"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads((tmp_path / "results.json").read_text())
     assert (tmp_path / "bench.png").stat().st_size > 0
     assert {"generated_at", "machine", "latency", "mapping", "exports", "baseline", "ratio", "targets"} <= found.keys()
-    (ours,) = found["exports"]
+    ours, local = found["exports"]
+    assert (ours["cursor"], local["cursor"]) == ("gs", "local")
     baseline = found["baseline"]
-    for result in (ours, baseline):
+    for result in (ours, local, baseline):
         assert result["events"] == result["events_written"] == 10_000
         assert {"median_wall_seconds", "events_per_second", "write_calls", "entries_per_call", "query_calls",
                 "bytes_sent", "peak_rss_mb"} <= result.keys()
@@ -29,3 +32,11 @@ def test_quick_benchmark_exports_every_event_and_writes_its_results(tmp_path: Pa
     assert ours["write_calls"] < baseline["write_calls"]
     assert found["ratio"] > 0 and found["mapping"]["rows_per_second"] > 0
     assert "ratio at N = 10,000" in done.stdout
+    deployed = found["deployed"]  # every waiting event in one run, at the deployed CPU share if a quota could be set
+    assert deployed["events_written"] == deployed["events_waiting"] == 3000 and deployed["caught_up"]
+    assert deployed["vcpu"] == 0.167 and deployed["latency"]["looker_ms"] == 1000
+    if deployed["cpu_limit"]:
+        assert deployed["throttled"].get("nr_periods", 0) > 0
+    else:
+        assert deployed["no_cpu_limit_because"] and "COMPUTED, not measured" in done.stdout
+    assert "in one 60 s run" in done.stdout
