@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .config import Config
-from .mapping import parse_looker_time
 from .pipeline import Exporter, ExportError, RunSummary, build_exporter
+from .values import parse_looker_time
 
 log = logging.getLogger("looker_audit_export")
 _exporter: Exporter | None = None

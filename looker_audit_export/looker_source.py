@@ -22,7 +22,6 @@ from looker_sdk.sdk.api40 import models as models40
 
 from . import explore_fields
 from .credentials import LookerCredentials
-from .mapping import LookerUser, whole_number
 from .timezones import (
     TIME_FIELDS,
     TimeReading,
@@ -34,6 +33,7 @@ from .timezones import (
     utc_bound,
     zone_info,
 )
+from .values import LookerUser, whole_number
 
 log = logging.getLogger(__name__)
 

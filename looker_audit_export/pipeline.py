@@ -15,28 +15,17 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from google.protobuf.message import Message
-
 from .config import Config, ConfigError
 from .credentials import CachedCredentials, LookerCredentials
+from .entries.events import event_entry
+from .entries.head import EntryContext, is_exporter
+from .entries.history import history_entry
+from .entries.repair import Repair
 from .logs import mask_secret
 from .looker_source import EVENTS, HISTORY, MODEL, Explore, LookerSource
-from .mapping import (
-    SHRUNK_ENTRY_BYTES,
-    EntryContext,
-    LookerEvent,
-    LookerUser,
-    event_id,
-    is_exporter,
-    log_entry_bytes,
-    parse_looker_time,
-    placeholder,
-    shrink,
-    to_history_entry,
-    whole_number,
-)
 from .sink import CloudLoggingSink, Sink, WriteStats, logging_client
 from .state import Cursor, MemoryStateStore, Position, StateError, StateStore, state_store
+from .values import LookerEvent, LookerUser, event_id, parse_looker_time, whole_number
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +264,7 @@ class _EventsStream(_Stream):
             if times[index] is None:  # no readable time: take a neighbour's, the same again on a redo
                 fallback = _neighbour_time(times, index) or self.context.fallback_time
                 row_context = replace(self.context, fallback_time=fallback)
-            yield log_entry_bytes(LookerEvent(row, attributes.get(event_id(row) or -1, ())), row_context)
+            yield event_entry(LookerEvent(row, attributes.get(event_id(row) or -1, ())), row_context)
 
 
 class _HistoryStream(_Stream):
@@ -290,7 +279,7 @@ class _HistoryStream(_Stream):
         return min(super().ready(rows, until, now), finished_prefix(rows, now, self.max_running))
 
     def entries(self, read: _Read) -> Iterator[bytes | None]:
-        return (to_history_entry(row, self.context).SerializeToString()
+        return (history_entry(row, self.context)
                 if self.include_own_queries or not own_system_activity_query(row, self.context) else None
                 for row in read.page)
 
@@ -484,19 +473,6 @@ class Exporter:
             round((now - datetime.fromisoformat(result.newest_time)).total_seconds(), 1)
             if result.newest_time else None)
 
-    @staticmethod
-    def _shrink(entry: Message, reason: str) -> Message:
-        return shrink(entry, SHRUNK_ENTRY_BYTES)
-
-    @staticmethod
-    def _placeholder(stream: _Stream) -> Callable[[Message, str], Message]:
-        context = stream.context
-
-        def stand_in(entry: Message, reason: str) -> Message:
-            return placeholder(entry, context, reason)
-
-        return stand_in
-
 
 class _Sender:
     """Hands one stream's entries to the writer thread in chunks and moves its cursor behind them.
@@ -512,7 +488,7 @@ class _Sender:
                  result: StreamSummary, writer: ThreadPoolExecutor) -> None:
         self.exporter, self.run, self.position, self.result, self.writer = exporter, run, position, result, writer
         self.chunk_size = chunk_entries(exporter.config.write_batch_entries)
-        self.stand_in = exporter._placeholder(stream)
+        self.repair = Repair(stream.context)
         self.failed = threading.Event()
         self.in_flight: deque[_Chunk] = deque()
         self.unsettled = 0
@@ -553,8 +529,7 @@ class _Sender:
         if self.failed.is_set():
             raise _Cancelled
         try:
-            self.exporter.sink.write(chunk, self.run.stats, deadline=self.run.deadline,
-                                     shrink=self.exporter._shrink, placeholder=self.stand_in)
+            self.exporter.sink.write(chunk, self.run.stats, deadline=self.run.deadline, repair=self.repair)
         except BaseException:
             self.failed.set()
             raise

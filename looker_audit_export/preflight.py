@@ -24,8 +24,8 @@ from google.auth import exceptions as auth_exceptions
 from . import explore_fields
 from .config import Config
 from .credentials import CredentialsError, LookerCredentials
+from .entries.head import RESOURCE_TYPE, SERVICE_NAME
 from .looker_source import LookerError, LookerSource, LookerUnavailable
-from .mapping import RESOURCE_TYPE, SERVICE_NAME
 from .pipeline import build_source
 from .sink import logging_client
 from .state import FileStateStore, GcsStateStore, StateError, sibling_uri, state_store

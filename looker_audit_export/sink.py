@@ -1,11 +1,15 @@
-"""Write serialised LogEntry protobufs to Cloud Logging in large batches; never drop one silently."""
+"""Write serialised LogEntry protobufs to Cloud Logging in large batches; never drop one silently.
+
+Knows the Cloud Logging API and how to mend a refused entry (``entries.repair``, given per call); knows
+nothing of Looker, the streams or the cursor.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TextIO
 
@@ -18,6 +22,7 @@ from google.cloud.logging_v2.types import LogEntry, WriteLogEntriesPartialErrors
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from .entries.repair import Repair
 from .protowire import field, tag
 
 log = logging.getLogger(__name__)
@@ -59,15 +64,11 @@ class WriteStats:
     resent: int = 0
 
 
-Repair = Callable[[Message, str], Message]
-
-
 class Sink(Protocol):
     """Where mapped entries (serialised ``LogEntry`` messages) go."""
 
-    def write(self, entries: Sequence[bytes], stats: WriteStats, *, deadline: float, shrink: Repair,
-              placeholder: Repair) -> None:
-        """Write every entry, counting into ``stats``, or raise SinkError."""
+    def write(self, entries: Sequence[bytes], stats: WriteStats, *, deadline: float, repair: Repair) -> None:
+        """Write every entry, counting into ``stats``, mending refused ones with ``repair``, or raise SinkError."""
 
 
 def logging_client(emulator_host: str | None) -> LoggingServiceV2Client:
@@ -105,23 +106,21 @@ class CloudLoggingSink:
         self.batch_entries = batch_entries
         self.retry_initial_seconds = retry_initial_seconds
 
-    def write(self, entries: Sequence[bytes], stats: WriteStats, *, deadline: float, shrink: Repair,
-              placeholder: Repair) -> None:
+    def write(self, entries: Sequence[bytes], stats: WriteStats, *, deadline: float, repair: Repair) -> None:
         for batch in batches(entries, self.batch_entries):
             rejected = self._send(batch, deadline, stats)
             stats.entries_written += len(batch) - len(rejected)
             for index, reason in rejected.items():
-                self._repair(LogEntryPb.FromString(batch[index]), reason, deadline, shrink, placeholder, stats)
+                self._repair(LogEntryPb.FromString(batch[index]), reason, deadline, repair, stats)
 
-    def _repair(self, entry: Message, reason: str, deadline: float, shrink: Repair, placeholder: Repair,
-                stats: WriteStats) -> None:
+    def _repair(self, entry: Message, reason: str, deadline: float, repair: Repair, stats: WriteStats) -> None:
         """Write a rejected entry shrunk, else as a placeholder; raise if even that is refused."""
-        smaller = shrink(entry, reason)
+        smaller = repair.shrink(entry)
         if smaller.ByteSize() < entry.ByteSize() and not self._send([smaller.SerializeToString()], deadline, stats):
             stats.shrunk += 1
             stats.entries_written += 1
             return
-        stand_in = placeholder(entry, reason)
+        stand_in = repair.placeholder(entry, reason)
         refusal = self._send([stand_in.SerializeToString()], deadline, stats)
         if refusal:
             # The placeholder keeps the entry's time; if that time is what Cloud Logging refuses (say, more
@@ -130,7 +129,7 @@ class CloudLoggingSink:
             moved = LogEntryPb()
             moved.CopyFrom(entry)
             moved.timestamp.FromSeconds(int(time.time()))  # type: ignore[attr-defined]
-            stand_in = placeholder(moved, f"{reason}; written at the export time because the placeholder at "
+            stand_in = repair.placeholder(moved, f"{reason}; written at the export time because the placeholder at "
                                           f"the event's time {original} was refused too ({refusal[0]})")
             second = self._send([stand_in.SerializeToString()], deadline, stats)
             if second:
@@ -229,8 +228,7 @@ class JsonLinesSink:
     def __init__(self, out: TextIO = sys.stdout) -> None:
         self.out = out
 
-    def write(self, entries: Sequence[bytes], stats: WriteStats, *, deadline: float, shrink: Repair,
-              placeholder: Repair) -> None:
+    def write(self, entries: Sequence[bytes], stats: WriteStats, *, deadline: float, repair: Repair) -> None:
         for entry in entries:
             self.out.write(json_format.MessageToJson(LogEntryPb.FromString(entry), indent=None) + "\n")
             stats.entries_written += 1

@@ -17,7 +17,10 @@ from hypothesis import strategies as st
 
 from emulators.cloud_logging import LoggingEmulator
 from emulators.looker import OMIT
-from looker_audit_export.mapping import EntryContext, LookerEvent, LookerUser, insert_id, placeholder, to_log_entry
+from looker_audit_export.entries.events import to_log_entry
+from looker_audit_export.entries.head import EntryContext, insert_id
+from looker_audit_export.entries.repair import placeholder
+from looker_audit_export.values import LookerEvent, LookerUser
 
 FAST = {"RETRY_INITIAL_SECONDS": "0.05", "PAGE_SIZE": "500"}
 

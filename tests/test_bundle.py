@@ -221,7 +221,7 @@ def test_terraform_transformation_matches_python(tmp_path: Path, excludes: list[
 def test_bundle_contains_the_function(files: list[str]):
     assert "main.py" in files
     assert "requirements.txt" in files
-    package = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "looker_audit_export").glob("*.py"))
+    package = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "looker_audit_export").rglob("*.py"))
     assert package, "looker_audit_export/ has no .py file yet: nothing to deploy"
     missing = [p for p in package if p not in files]
     assert not missing, f"package files left out of the zip: {missing}"
@@ -255,8 +255,8 @@ def test_bundle_of_a_synthetic_tree(tmp_path: Path, excludes: list[str]):
         "requirements-checkov.txt",
         "README.md",
         "looker_audit_export/__init__.py",
-        "looker_audit_export/mapping.py",
-        "looker_audit_export/__pycache__/mapping.cpython-312.pyc",
+        "looker_audit_export/entries/events.py",
+        "looker_audit_export/entries/__pycache__/events.cpython-312.pyc",
         "looker_audit_export/build/keep.py",
         "tests/test_x.py",
         "tests/fixtures/data.json",
@@ -281,7 +281,7 @@ def test_bundle_of_a_synthetic_tree(tmp_path: Path, excludes: list[str]):
     assert bundle_files(tmp_path, excludes) == [
         "looker_audit_export/__init__.py",
         "looker_audit_export/build/keep.py",  # /build/ is anchored to the root
-        "looker_audit_export/mapping.py",
+        "looker_audit_export/entries/events.py",
         "main.py",
         "requirements.txt",
     ]

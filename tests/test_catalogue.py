@@ -20,15 +20,10 @@ from logging_query import Entry, Query
 
 from emulators.looker_data import CATALOG, HISTORY_SOURCES, UNDOCUMENTED_CATEGORY, SystemActivity
 from looker_audit_export import catalogue
-from looker_audit_export.mapping import (
-    SUBJECT_ATTRIBUTES,
-    EntryContext,
-    LookerEvent,
-    LookerUser,
-    severity,
-    to_history_entry,
-    to_log_entry,
-)
+from looker_audit_export.entries.events import SUBJECT_ATTRIBUTES, severity, to_log_entry
+from looker_audit_export.entries.head import EntryContext
+from looker_audit_export.entries.history import to_history_entry
+from looker_audit_export.values import LookerEvent, LookerUser
 
 TF = Path(__file__).resolve().parent.parent / "terraform" / "modules" / "looker_audit_export"
 EVENTS_LOG = "projects/p/logs/looker_system_activity_logs"

@@ -11,7 +11,8 @@ from google.cloud.audit.audit_log_pb2 import AuditLog
 from google.protobuf import json_format
 
 from emulators.looker_data import SystemActivity
-from looker_audit_export.mapping import EntryContext, to_history_entry
+from looker_audit_export.entries.head import EntryContext
+from looker_audit_export.entries.history import to_history_entry
 
 HISTORY_LOG = f"projects/{PROJECT}/logs/looker_query_history"
 BOTH = {"EXPORT_STREAMS": "events,history"}

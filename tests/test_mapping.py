@@ -14,19 +14,11 @@ from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from looker_audit_export.mapping import (
-    MAX_ENTRY_BYTES,
-    MIN_KEPT_CHARS,
-    SHRUNK_ENTRY_BYTES,
-    TRUNCATION_MARK,
-    EntryContext,
-    LookerEvent,
-    LookerUser,
-    placeholder,
-    shrink,
-    to_history_entry,
-    to_log_entry,
-)
+from looker_audit_export.entries.events import to_log_entry
+from looker_audit_export.entries.head import MAX_ENTRY_BYTES, SHRUNK_ENTRY_BYTES, EntryContext
+from looker_audit_export.entries.history import to_history_entry
+from looker_audit_export.entries.repair import MIN_KEPT_CHARS, TRUNCATION_MARK, placeholder, shrink
+from looker_audit_export.values import LookerEvent, LookerUser
 
 GOLDEN = Path(__file__).parent / "golden"
 HOST = "example.looker.com"

@@ -20,7 +20,10 @@ from docs_pages import docs_text, page_section
 from google.protobuf import json_format
 from logging_query import Query, resolve
 
-from looker_audit_export.mapping import EntryContext, LookerEvent, LookerUser, to_history_entry, to_log_entry
+from looker_audit_export.entries.events import to_log_entry
+from looker_audit_export.entries.head import EntryContext
+from looker_audit_export.entries.history import to_history_entry
+from looker_audit_export.values import LookerEvent, LookerUser
 
 HOST = "example.looker.com"
 EVENTS_LOG = "projects/PROJECT_ID/logs/looker_system_activity_logs"
