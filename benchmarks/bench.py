@@ -76,7 +76,7 @@ def child(profile_to: str | None) -> int:
     """One export in this process, configured by the environment; prints one JSON line."""
     imported_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     from looker_audit_export.config import Config
-    from looker_audit_export.pipeline import build_exporter
+    from looker_audit_export.wiring import build_exporter
 
     libraries_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     procs = os.environ.get("BENCH_CGROUP_PROCS")

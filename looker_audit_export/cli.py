@@ -17,9 +17,11 @@ from typing import TextIO
 from . import logs, preflight
 from .config import STREAMS, Config, ConfigError
 from .credentials import CredentialsError, LookerCredentials, parse_payload
-from .pipeline import ExportError, StreamSummary, Window, build_exporter
+from .export.run import Window
+from .export.summary import ExportError, StreamSummary
 from .sink import JsonLinesSink
 from .state import sibling_uri
+from .wiring import build_exporter
 
 #: Cloud Logging's ``_Default`` bucket keeps entries 30 days; older timestamps are not kept.
 DEFAULT_RETENTION_DAYS = 30

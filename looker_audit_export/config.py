@@ -16,6 +16,8 @@ STREAMS = ("events", "history")
 _SECRET_VERSION = re.compile(r"^projects/[^/]+/secrets/[A-Za-z0-9_-]{1,255}/versions/(latest|[1-9][0-9]*)$")
 _LOG_ID = re.compile(r"^[A-Za-z0-9_.\-/]{1,512}$")
 _PROJECT_ID = re.compile(r"^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+#: ``MAX_MESSAGE_AGE_SECONDS``: its default and bounds.
+_MAX_MESSAGE_AGE = ("MAX_MESSAGE_AGE_SECONDS", 3600, 60, 7 * 24 * 3600)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -53,6 +55,9 @@ class Config:
     #: The zone Looker runs queries in, for an API user that may not read the settings (HTTP 403); see
     #: https://cloud.google.com/looker/docs/using-time-zone-settings and looker_audit_export/timezones.py.
     looker_query_timezone: str | None = None
+    #: ``STORAGE_EMULATOR_HOST``: the cursor lives in a Cloud Storage emulator (anonymous credentials); the
+    #: storage client reads the variable itself for the endpoint.
+    storage_emulator_host: str | None = None
 
     @property
     def looker_host(self) -> str:
@@ -96,12 +101,22 @@ class Config:
             page_size=_integer(env, "PAGE_SIZE", 5000, 1, 50_000),
             write_batch_entries=_integer(env, "WRITE_BATCH_ENTRIES", 1000, 1, 1000),  # 2 in flight: ≤ 2,000 re-sent
             run_budget_seconds=_integer(env, "RUN_BUDGET_SECONDS", 480, 10, 3600),
-            max_message_age_seconds=_integer(env, "MAX_MESSAGE_AGE_SECONDS", 3600, 60, 7 * 24 * 3600),
+            max_message_age_seconds=_integer(env, *_MAX_MESSAGE_AGE),
             retry_initial_seconds=_number(env, "RETRY_INITIAL_SECONDS", 1.0, 0.01, 30.0),
             logging_emulator_host=_host_port(env, "LOGGING_EMULATOR_HOST"),
             secret_manager_emulator_host=_host_port(env, "SECRET_MANAGER_EMULATOR_HOST"),
             looker_query_timezone=_time_zone(env, "LOOKER_QUERY_TIMEZONE"),
+            storage_emulator_host=env.get("STORAGE_EMULATOR_HOST") or None,
         )
+
+    @classmethod
+    def max_message_age(cls, env: Mapping[str, str]) -> int:
+        """``MAX_MESSAGE_AGE_SECONDS`` alone, for a tick that comes while the rest of the configuration is
+        invalid: its value when valid, else the default."""
+        try:
+            return _integer(env, *_MAX_MESSAGE_AGE)
+        except ConfigError:
+            return cls.max_message_age_seconds
 
 
 def _streams(env: Mapping[str, str]) -> tuple[str, ...]:

@@ -9,11 +9,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .config import Config
-from .pipeline import Exporter, ExportError, RunSummary, build_exporter
+from .export.run import Exporter
+from .export.summary import ExportError, RunSummary
 from .values import parse_looker_time
+from .wiring import build_exporter
 
 log = logging.getLogger("looker_audit_export")
-_exporter: Exporter | None = None
+#: The instance's exporter, built on the first tick; None again makes the next tick a cold instance's (tests).
+instance_exporter: Exporter | None = None
 
 
 def message_time(event_time: Any, data: Any) -> datetime | None:
@@ -25,18 +28,17 @@ def message_time(event_time: Any, data: Any) -> datetime | None:
 
 def exporter() -> Exporter:
     """The instance's exporter, built on the first tick: one secret fetch and one login per instance."""
-    global _exporter
-    if _exporter is None:
-        _exporter = build_exporter(Config.from_env(os.environ))
-    return _exporter
+    global instance_exporter
+    if instance_exporter is None:
+        instance_exporter = build_exporter(Config.from_env(os.environ))
+    return instance_exporter
 
 
 def _max_age(run: Exporter | None) -> int:
     """MAX_MESSAGE_AGE_SECONDS, also when the configuration as a whole is invalid."""
     if run is not None:
         return run.config.max_message_age_seconds
-    raw = os.environ.get("MAX_MESSAGE_AGE_SECONDS", "").strip()
-    return int(raw) if raw.isdigit() and int(raw) >= 60 else Config.max_message_age_seconds
+    return Config.max_message_age(os.environ)
 
 
 def handle_tick(event_time: Any, data: Any, now: datetime | None = None) -> RunSummary | None:

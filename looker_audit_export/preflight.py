@@ -5,12 +5,11 @@ write is a dry run (``WriteLogEntriesRequest.dry_run``: "the entries won't be pe
 https://cloud.google.com/logging/docs/reference/v2/rpc/google.logging.v2#writelogentriesrequest), the
 cursor is only read, and the write test uses a new probe object beside it (created only if absent) that
 is deleted again. The Looker checks that decide correctness (time zone, fields) are the very code the
-function runs once per instance (``LookerSource.prepare``), so both fail with the same messages.
+function runs once per instance (``looker.reader.Instance.prepare``), so both fail with the same messages.
 """
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -21,14 +20,15 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exceptions
 
-from . import explore_fields
 from .config import Config
 from .credentials import CredentialsError, LookerCredentials
 from .entries.head import RESOURCE_TYPE, SERVICE_NAME
-from .looker_source import LookerError, LookerSource, LookerUnavailable
-from .pipeline import build_source
+from .looker import explores
+from .looker.client import LookerError, LookerUnavailable
+from .looker.reader import LookerSource
 from .sink import logging_client
 from .state import FileStateStore, GcsStateStore, StateError, sibling_uri, state_store
+from .wiring import build_source
 
 #: Looker Standard includes "up to 1,000 query-based API calls per month, along with 1,000 administrative API
 #: calls per month" (https://cloud.google.com/terms/looker/legal/customers/licensing).
@@ -81,21 +81,21 @@ def run_checks(config: Config, *, credentials: LookerCredentials | None = None,
 def _looker_checks(config: Config, source: LookerSource) -> list[Check]:
     checks: list[Check] = []
     deadline = time.monotonic() + _LOOKER_SECONDS
-    where = source.credentials_source
+    where = source.client.credentials_source
     try:
-        source.credentials()
+        source.client.credentials()
         checks.append(Check("Credentials", True, f"{where} is readable and holds a client_id and client_secret"))
     except CredentialsError as exc:
         checks.append(Check("Credentials", False, str(exc), "see the message; the payload must be "
                             '{"client_id": "...", "client_secret": "..."}'))
         return checks + _not_run(config, "the credentials cannot be read")
-    login = _attempt("Looker login", lambda: source.login(deadline),
+    login = _attempt("Looker login", lambda: source.client.login(deadline),
                      f"logged in to {source.host} with the API3 key from {where}",
                      "create an API3 key for an enabled user on Looker's Admin > Users page and store it there")
     checks.append(login)
     if not login.ok:
         return checks + _not_run(config, "the Looker login failed")
-    checks.append(_attempt("API user", lambda: source.api_user_id(deadline),
+    checks.append(_attempt("API user", lambda: source.instance.api_user_id(deadline),
                            "GET /api/4.0/user (me) answers; its own logins and System Activity queries are "
                            "labelled looker_exporter=self",
                            "the API user must be able to read itself (GET /api/4.0/user); check its role"))
@@ -103,10 +103,10 @@ def _looker_checks(config: Config, source: LookerSource) -> list[Check]:
                            "a one-row query on system__activity/event works (1 query call)",
                            "give the API user a role with the see_system_activity permission"))
     for stream in config.streams:
-        for explore in explore_fields.STREAM_EXPLORES[stream]:
+        for explore in explores.STREAM_EXPLORES[stream]:
             checks.append(_fields(source, explore, deadline))
     try:
-        reading = source.time_reading(deadline)
+        reading = source.instance.time_reading(deadline)
         checks.append(Check("Time zone", True, reading.how))
     except (LookerError, LookerUnavailable) as exc:
         checks.append(Check("Time zone", False, str(exc), "turn on User Specific Time Zones (Looker Admin > General > "
@@ -130,12 +130,12 @@ def _attempt(name: str, call: Callable[[], Any], success: str, fix: str) -> Chec
 def _fields(source: LookerSource, explore: str, deadline: float) -> Check:
     name = f"Fields of {explore}"
     try:
-        found = explore_fields.report(explore, source.explore_fields(explore, deadline))
+        found = explores.report(explore, source.instance.explore_fields(explore, deadline))
     except (LookerError, LookerUnavailable) as exc:
         return Check(name, False, str(exc), "give the API user access to the system__activity model")
-    used = len(explore_fields.USED[explore])
+    used = len(explores.USED[explore])
     if found.missing_required:
-        return Check(name, False, explore_fields.refusal(found),
+        return Check(name, False, explores.refusal(found),
                      "the export refuses to run without them; update Looker or the API user's role")
     if found.missing_optional:
         present = used - len(found.missing_optional)
@@ -146,7 +146,7 @@ def _fields(source: LookerSource, explore: str, deadline: float) -> Check:
 
 def _not_run(config: Config, why: str) -> list[Check]:
     names = ["API user", "System Activity query", *(f"Fields of {explore}" for stream in config.streams
-                                         for explore in explore_fields.STREAM_EXPLORES[stream]), "Time zone"]
+                                         for explore in explores.STREAM_EXPLORES[stream]), "Time zone"]
     return [Check(name, False, f"not run: {why}", "fix the check above first") for name in names]
 
 
@@ -192,7 +192,7 @@ def _budget(config: Config, schedule: str | None) -> Check:
     detail = (f"{said} is {runs:,} runs a month; with {', '.join(config.streams)} that is {low:,} query calls "
               f"(nothing new) to {high:,} (new events every run), against the {STANDARD_EDITION_QUERY_CALLS:,} a "
               "month of Looker (Google Cloud core) Standard edition; each new function instance also makes "
-              f"{2 + sum(len(explore_fields.STREAM_EXPLORES[s]) for s in config.streams)} metadata calls "
+              f"{2 + sum(len(explores.STREAM_EXPLORES[s]) for s in config.streams)} metadata calls "
               "(settings, explore fields, the API user): not queries, but they may count against the edition's 1,000 "
               "administrative API calls")
     if high > STANDARD_EDITION_QUERY_CALLS:
@@ -250,7 +250,7 @@ def _cursor(config: Config) -> Check:
     name = "Cursor location"
     if config.state_uri is None:
         return Check(name, True, "STATE_URI is not set: this local run keeps no cursor")
-    emulator = bool(os.environ.get("STORAGE_EMULATOR_HOST"))
+    emulator = bool(config.storage_emulator_host)
     try:
         stored, _ = state_store(config.state_uri, config.project, emulator=emulator,
                                 retry_initial_seconds=config.retry_initial_seconds).load()

@@ -18,7 +18,9 @@ from emulators.looker import LookerEmulator
 from emulators.looker_data import SystemActivity
 from emulators.secret_manager import SecretManagerEmulator
 from looker_audit_export.config import Config
-from looker_audit_export.pipeline import Exporter, RunSummary, build_exporter
+from looker_audit_export.export.run import Exporter
+from looker_audit_export.export.summary import RunSummary
+from looker_audit_export.wiring import build_exporter
 
 if TYPE_CHECKING:
     from fake_gcs import FakeGcsServer

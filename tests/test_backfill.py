@@ -15,7 +15,7 @@ from conftest import BUCKET, Stack, now
 
 from emulators.looker_data import SystemActivity
 from looker_audit_export.cli import backfill_state_uri
-from looker_audit_export.pipeline import MAX_UNCOMMITTED_ENTRIES
+from looker_audit_export.export.commit import MAX_UNCOMMITTED_ENTRIES
 
 ROOT = Path(__file__).parent.parent
 

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from conftest import BUCKET, CLIENT_ID, CLIENT_SECRET, Stack
 
-from looker_audit_export.pipeline import ExportError
+from looker_audit_export.export.summary import ExportError
 
 ROOT = Path(__file__).parent.parent
 #: A schedule that fits the Standard edition's 1,000 query calls a month, so every line can be green.

@@ -13,7 +13,8 @@ import pytest
 from conftest import CLIENT_SECRET, Stack, now
 from google.cloud.audit.audit_log_pb2 import AuditLog
 
-from looker_audit_export.pipeline import MAX_UNCOMMITTED_ENTRIES, ExportError, RunSummary
+from looker_audit_export.export.commit import MAX_UNCOMMITTED_ENTRIES
+from looker_audit_export.export.summary import ExportError, RunSummary
 
 
 def audit(entry: object) -> AuditLog:

@@ -30,8 +30,10 @@ from conftest import BUCKET, CLIENT_ID, CLIENT_SECRET, FAULT_COUNTS, LOG_NAME, S
 from google.cloud.audit.audit_log_pb2 import AuditLog
 
 from looker_audit_export import function
-from looker_audit_export.looker_source import transient_sql_error
-from looker_audit_export.pipeline import MAX_UNCOMMITTED_ENTRIES, Exporter, ExportError, RunSummary
+from looker_audit_export.export.commit import MAX_UNCOMMITTED_ENTRIES
+from looker_audit_export.export.run import Exporter
+from looker_audit_export.export.summary import ExportError, RunSummary
+from looker_audit_export.looker.client import transient_sql_error
 
 ROOT = Path(__file__).resolve().parent.parent
 WRONG_SECRET = "wr0ng-Secret-value-also-never-shown"
@@ -456,7 +458,7 @@ def summary_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
 def tick_env(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in {**stack.env, **FAST}.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(function, "_exporter", None)
+    monkeypatch.setattr(function, "instance_exporter", None)
     yield
 
 

@@ -29,7 +29,7 @@ from emulators.looker import LookerEmulator
 from emulators.looker_data import SystemActivity
 from emulators.secret_manager import SecretManagerEmulator
 from looker_audit_export.config import Config
-from looker_audit_export.pipeline import build_exporter
+from looker_audit_export.wiring import build_exporter
 
 GOLDEN = Path(__file__).parent / "golden" / "written_entries.txt"
 PROJECT = "demo-project"

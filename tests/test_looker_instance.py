@@ -19,11 +19,13 @@ from conftest import Stack
 
 from emulators.looker_data import SystemActivity
 from looker_audit_export.config import Config
-from looker_audit_export.looker_source import EVENTS
-from looker_audit_export.pipeline import Exporter, ExportError, build_exporter
+from looker_audit_export.export.run import Exporter
+from looker_audit_export.export.summary import ExportError
+from looker_audit_export.looker.explores import EVENTS
 from looker_audit_export.sink import JsonLinesSink
 from looker_audit_export.timezones import TIME_FIELDS, WallClock, convert_rows, local_bound, zone_info
 from looker_audit_export.values import parse_looker_time
+from looker_audit_export.wiring import build_exporter
 
 NEW_YORK = "America/New_York"
 #: US DST ends 2026-11-01 06:00 UTC (02:00 EDT becomes 01:00 EST: 01:00-01:59 happens twice) and

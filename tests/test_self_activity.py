@@ -11,7 +11,7 @@ from conftest import LOG_NAME, PROJECT, Stack, now
 
 from emulators.looker_data import API_USER_ID, SystemActivity
 from looker_audit_export.config import Config, ConfigError
-from looker_audit_export.pipeline import ExportError
+from looker_audit_export.export.summary import ExportError
 
 HISTORY_LOG = f"projects/{PROJECT}/logs/looker_query_history"
 BOTH = {"EXPORT_STREAMS": "events,history"}

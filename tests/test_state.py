@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 from conftest import BUCKET, GCS_SERVERS, PROJECT, Stack
 
-from looker_audit_export.pipeline import ExportError
+from looker_audit_export.export.summary import ExportError
 from looker_audit_export.state import Cursor, FileStateStore, Position, StateConflict, StateStore, state_store
 
 if TYPE_CHECKING:

@@ -77,13 +77,7 @@ def to_history_entry(row: Mapping[str, Any], ctx: EntryContext) -> Message:
     principal = {"looker_user_id": exact_id(whole_number(row.get("user.id"))),
                  "looker_user_name": display_name(row.get("user.name"))}
     set_struct(audit.authentication_info.third_party_principal, principal)
-    response = {name: json_value(exact_id(row[field]) if is_id(name) else row[field])
-                for field, name in _HISTORY_RESPONSE if row.get(field) is not None}
-    response["status"] = status_text
-    response["looker"] = nest_row(row)
-    if problems:
-        response["export_problems"] = problems
-    set_struct(audit.response, response)
+    set_struct(audit.response, _response(row, status_text, problems))
 
     raw_id = row.get("history.id")
     ident = f"looker-{host}-history-{number if number is not None else digest(raw_id, row)}"
@@ -105,6 +99,17 @@ def to_history_entry(row: Mapping[str, Any], ctx: EntryContext) -> Message:
         if entry.ByteSize() > MAX_ENTRY_BYTES:
             return placeholder(entry, ctx, f"the query history row does not fit in {MAX_ENTRY_BYTES} bytes")
     return entry
+
+
+def _response(row: Mapping[str, Any], status_text: str, problems: list[str]) -> dict[str, Any]:
+    """The ``response`` of a history entry: the query's details, its status, the raw row, and any problems."""
+    response = {name: json_value(exact_id(row[field]) if is_id(name) else row[field])
+                for field, name in _HISTORY_RESPONSE if row.get(field) is not None}
+    response["status"] = status_text
+    response["looker"] = nest_row(row)
+    if problems:
+        response["export_problems"] = problems
+    return response
 
 
 def history_entry(row: Mapping[str, Any], ctx: EntryContext) -> bytes:

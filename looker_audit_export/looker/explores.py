@@ -1,4 +1,7 @@
-"""Which System Activity fields the exporter relies on, and which it can do without.
+"""The System Activity explores the export reads: one field list per explore, which of its fields the
+export relies on and which it can do without, and the explores each stream reads.
+
+Pure; knows nothing of the SDK, entries or the export.
 
 An explore's real fields come from the metadata call ``lookml_model_explore("system__activity", explore,
 fields="fields")`` (``GET /api/4.0/lookml_models/{model}/explores/{explore}``, looker_sdk
@@ -19,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-#: Every field the exporter names, per explore, selected or filtered on.
+MODEL = "system__activity"
+#: Every field the exporter names, per explore, selected or filtered on: the one list of each explore.
 USED: Mapping[str, tuple[str, ...]] = {
     "event": ("event.id", "event.name", "event.category", "event.created_time", "event.user_id",
               "event.sudo_user_id", "event.is_api_call", "user.email", "user.name"),
@@ -40,6 +44,9 @@ OPTIONAL: frozenset[str] = frozenset({
 })
 #: Fields the history stream can do without besides OPTIONAL (who ran a query is shown by its email).
 OPTIONAL_IN: Mapping[str, frozenset[str]] = {"history": frozenset({"user.id"})}
+#: Fields only filtered on, never selected (``event_attribute`` rows are filtered by their event).
+FILTER_ONLY: Mapping[str, frozenset[str]] = {"event_attribute": frozenset({"event.id", "event.created_time"}),
+                                             "user": frozenset({"user.created_time"})}
 #: The explores each stream reads.
 STREAM_EXPLORES: Mapping[str, tuple[str, ...]] = {"events": ("event", "event_attribute", "user"),
                                                   "history": ("history",)}
@@ -77,3 +84,29 @@ def warning(found: FieldReport) -> str:
     """The WARNING for optional fields an instance lacks."""
     return (f"Looker's system__activity explore {found.explore!r} has no field "
             f"{', '.join(found.missing_optional)}; exporting without them (those details stay empty)")
+
+
+def selected(explore: str) -> tuple[str, ...]:
+    """The fields a query of ``explore`` selects: those it uses, less the ones only filtered on."""
+    return tuple(name for name in USED[explore] if name not in FILTER_ONLY.get(explore, ()))
+
+
+EVENT_FIELDS = selected("event")
+ATTRIBUTE_FIELDS = selected("event_attribute")
+HISTORY_FIELDS = selected("history")
+USER_FIELDS = selected("user")
+
+
+@dataclass(frozen=True)
+class Explore:
+    """A System Activity explore read with a keyset on its id, and the stream it feeds."""
+
+    view: str
+    fields: tuple[str, ...]
+    id_field: str
+    time_field: str
+    stream: str
+
+
+EVENTS = Explore("event", EVENT_FIELDS, "event.id", "event.created_time", "events")
+HISTORY = Explore("history", HISTORY_FIELDS, "history.id", "history.created_time", "history")

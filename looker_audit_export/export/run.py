@@ -1,0 +1,216 @@
+"""One export run: read pages after the cursor, write them, then move the cursor past them.
+
+The loop and its two threads (one reads Looker ahead, one writes Cloud Logging) over the streams the
+configuration names; returns what it did. Knows the rooms below it; built by ``wiring``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ..config import Config
+from ..entries.repair import Repair
+from ..looker.reader import LookerSource
+from ..sink import Sink
+from ..state import Cursor, Position, StateStore
+from ..values import parse_looker_time, whole_number
+from .commit import CommitWindow, RunState
+from .streams import Read, Stream, build_streams, unique_rows
+from .summary import ExportError, RunSummary, StreamSummary
+
+log = logging.getLogger("looker_audit_export.pipeline")  # the name its lines carried before the split
+
+
+@dataclass(frozen=True)
+class Window:
+    """A fixed range to export (a backfill) instead of "from the cursor to now"."""
+
+    since: datetime
+    until: datetime
+
+
+@dataclass(frozen=True)
+class _Span:
+    """What one stream reads in a run: rows up to ``upper``, from ``since`` when it has no cursor yet (else
+    after its cursor); those created before ``until`` (the settle point) may be exported now."""
+
+    since: datetime | None
+    until: datetime
+    upper: datetime
+
+    @classmethod
+    def of(cls, config: Config, now: datetime, window: Window | None, position: Position) -> _Span:
+        upper = min(now, window.until) if window else now
+        until = min(now - timedelta(seconds=config.settle_seconds), upper)
+        since = None
+        if position.last_id is None:
+            default_start = window.since if window else now - timedelta(minutes=config.initial_lookback_minutes)
+            since = parse_looker_time(position.not_before) or default_start
+        return cls(since, until, upper)
+
+
+def _count(summary: RunSummary, result: StreamSummary, fetched: Read) -> None:
+    """Count one page into the run's and the stream's summaries."""
+    rows, ready = len(fetched.rows), fetched.ready
+    summary.pages += 1
+    summary.events_read += rows
+    result.read += rows
+    result.held_back += rows - ready
+    summary.held_back_unsettled += rows - ready
+    summary.duplicate_rows += ready - len(fetched.page)
+
+
+class Exporter:
+    """Runs exports for one configuration; keeps its clients (and the Looker session) between runs."""
+
+    def __init__(self, config: Config, source: LookerSource, sink: Sink, store: StateStore,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.config = config
+        self.source = source
+        self.sink = sink
+        self.store = store
+        self.clock = clock
+
+    def run(self, window: Window | None = None,
+            on_page: Callable[[str, StreamSummary, datetime | None], None] | None = None) -> RunSummary:
+        """Export what is settled after the cursor (within ``window`` if given) inside the time budget.
+
+        ``on_page(stream, stream_summary, newest_time)`` is called after each page is handed to the writer,
+        and once more (``newest_time`` None) when a stream's writes are done and its cursor stored.
+        Raises ExportError, with the summary of what was done, when anything was left unwritten.
+        """
+        started = time.monotonic()
+        deadline = started + self.config.run_budget_seconds
+        summary = RunSummary()
+        run: RunState | None = None
+        try:
+            run = self._start(deadline)
+            self._run(run, summary, window, on_page)
+        except Exception as exc:  # every failure is reported with what was done so far
+            summary.error = str(exc)
+            raise ExportError(str(exc), summary) from exc
+        finally:
+            _finish(summary, run, started)
+        return summary
+
+    def _start(self, deadline: float) -> RunState:
+        """The run's state: the cursor as stored (with the token a later write must match) and the time now."""
+        host = self.config.looker_host
+        stored, token = self.store.load(deadline=deadline)
+        cursor = Cursor.from_json(stored, self.store.uri, host) if stored else Cursor(host)
+        return RunState(cursor, token, deadline, self.clock().replace(microsecond=0))
+
+    def _run(self, run: RunState, summary: RunSummary, window: Window | None,
+             on_page: Callable[[str, StreamSummary, datetime | None], None] | None) -> None:
+        # One reader thread makes every Looker call of this run and reads the next page while this one is
+        # mapped (runs overlapping in one instance share the SDK session, each from its own reader thread);
+        # one writer thread writes entries while the next ones are mapped.
+        # Both belong to this run, so what they count (queries, writes) is this run's alone.
+        reader = ThreadPoolExecutor(1, thread_name_prefix="looker-read")
+        writer = ThreadPoolExecutor(1, thread_name_prefix="logging-write")
+        try:
+            exporter_user_id = reader.submit(self.source.instance.api_user_id, run.deadline).result()  # once
+            for stream in build_streams(self.config, self.source, run.now, exporter_user_id):
+                stream_summary = summary.streams.setdefault(stream.name, StreamSummary())
+                self._run_stream(stream, run, window, summary, stream_summary, on_page, reader, writer)
+        finally:
+            summary.query_calls = reader.submit(lambda: self.source.query_calls).result()  # the reader's count
+            reader.shutdown(wait=True, cancel_futures=True)
+            writer.shutdown(wait=True, cancel_futures=True)
+
+    def _read(self, stream: Stream, span: _Span, run: RunState, after_id: int | None,
+              known_users: frozenset[int]) -> Read:
+        """One page after ``after_id``, what of it may be exported now, and its lookups (in the reader thread)."""
+        explore, now, deadline = stream.explore, run.now, run.deadline
+        rows = self.source.page(explore, after_id=after_id, since=span.since, until=span.upper,
+                                limit=self.config.page_size, deadline=deadline)
+        ready = stream.ready(rows, span.until, now)
+        page = unique_rows(rows[:ready], explore.id_field)
+        found = Read(rows, ready, page, [whole_number(row.get(explore.id_field)) for row in page])
+        if page:
+            stream.lookups(found, known_users, now, deadline)
+        return found
+
+    def _run_stream(self, stream: Stream, run: RunState, window: Window | None, summary: RunSummary,
+                    result: StreamSummary, on_page: Callable[[str, StreamSummary, datetime | None], None] | None,
+                    reader: ThreadPoolExecutor, writer: ThreadPoolExecutor) -> None:
+        """The page loop of one stream (one function: the loop's exits and its cleanup read best together).
+
+        Page k + 1 is read (in ``reader``) while page k is mapped and written. Entries go to the writer in
+        chunks; the cursor moves past the chunks Cloud Logging accepted, in id order, whenever more than
+        ``MAX_UNCOMMITTED_ENTRIES`` would otherwise be sent beyond it, and at the end.
+        """
+        position = run.cursor.position(stream.name)
+        result.cursor_before = result.cursor_after = position.last_id
+        span = _Span.of(self.config, run.now, window, position)
+        sender = CommitWindow(self.sink, self.store, run, Repair(stream.context), position, result, writer,
+                              self.config.write_batch_entries)
+        written_before = run.stats.entries_written
+        pending = reader.submit(self._read, stream, span, run, position.last_id, frozenset(stream.users))
+        reached: datetime | None = None  # the newest row time exported
+        try:
+            while True:
+                page_started = time.monotonic()
+                fetched = pending.result()
+                stream.users.update(fetched.new_users)
+                ids = fetched.ids
+                done = len(fetched.rows) < self.config.page_size or fetched.ready < len(fetched.rows)
+                if not done and ids:  # the loop goes on: read the next page meanwhile
+                    pending = reader.submit(self._read, stream, span, run, max(ids), frozenset(stream.users))
+                _count(summary, result, fetched)
+                if fetched.page:
+                    sender.send(stream.entries(fetched), fetched.row_ids)
+                newest = max((t for t in (parse_looker_time(r.get(stream.explore.time_field)) for r in fetched.page)
+                              if t), default=None)
+                if newest is not None:
+                    reached, result.newest_time = newest, newest.isoformat()
+                if not ids and position.last_id is None and sender.sent_through is None:  # nothing yet, ever
+                    start = span.since if span.since and span.since > span.until else span.until
+                    position.not_before = start.strftime("%Y-%m-%d %H:%M:%S")
+                    sender.changed = True
+                result.written = run.stats.entries_written - written_before
+                if on_page is not None:
+                    on_page(stream.name, result, newest)
+                if done or not ids:
+                    result.caught_up = done
+                    break
+                if run.deadline - time.monotonic() < 2 * (time.monotonic() - page_started) + 5:
+                    log.info("Time budget nearly spent after %d pages; the next run continues %s from id %s",
+                             summary.pages, stream.name, sender.sent_through)
+                    break
+            sender.finish()
+            result.written = run.stats.entries_written - written_before
+            if on_page is not None:  # what the last chunks added
+                on_page(stream.name, result, None)
+        except BaseException as exc:
+            sender.abandon(exc)
+            raise
+        finally:
+            pending.cancel()  # a read not started yet is not needed any more
+            result.written = run.stats.entries_written - written_before
+        result.lag_seconds = 0.0 if result.caught_up else (
+            round((run.now - reached).total_seconds(), 1) if reached else None)
+
+
+def _finish(summary: RunSummary, run: RunState | None, started: float) -> None:
+    """Fill in what the run did from its state (if it got as far as reading the cursor), and its totals."""
+    if run is not None:
+        stats = run.stats
+        summary.events_written = stats.entries_written
+        summary.entries_resent = stats.resent + run.resent_after_earlier_run
+        summary.rewritten_after_shrinking = stats.shrunk
+        summary.placeholders = stats.placeholders
+        summary.write_calls = stats.write_calls
+        summary.bytes_sent = stats.bytes_sent
+        summary.cursor_writes = run.cursor_writes
+    summary.duration_seconds = round(time.monotonic() - started, 3)
+    events = summary.streams.get("events")
+    if events is not None:
+        summary.cursor_before, summary.cursor_after = events.cursor_before, events.cursor_after
+        summary.newest_event_time, summary.lag_seconds = events.newest_time, events.lag_seconds
+    summary.caught_up = bool(summary.streams) and all(s.caught_up for s in summary.streams.values())
