@@ -1,7 +1,7 @@
 """The Looker event names, categories and query sources this project relies on, each with its source.
 
 Only what a Looker or Google page documents is listed here; every entry names the page (URL) where
-it was seen. The severity table (``mapping.severity``), the emulator's synthetic data
+it was seen. The severity table (``entries.events.severity``), the emulator's synthetic data
 (``emulators/looker_data.py``) and the Terraform security signals (``terraform/modules/looker_audit_export/signals.tf``,
 checked in ``tests/test_catalogue.py``) are built on this module and nothing else.
 

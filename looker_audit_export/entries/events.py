@@ -23,14 +23,13 @@ from ..values import LookerEvent, LookerUser, event_id, whole_number
 from .encode import capped, display_name, exact_id, json_value, looker_struct, struct_bytes, token, value_bytes
 from .head import (
     AUDIT_LOG_TYPE_URL,
-    EXPORTER_LABEL,
     MAX_ENTRY_BYTES,
-    RESOURCE_TYPE,
     SERVICE_NAME,
     UNKNOWN_CODE,
     EntryContext,
     LogEntryPb,
     created_seconds,
+    entry_head,
     insert_id,
     is_exporter,
     timestamp_parts,
@@ -183,13 +182,8 @@ def _who_cached(host: str, row: Mapping[str, Any], users: Mapping[int, LookerUse
 def _entry_head(log_name: str, host: str, kind: _Kind, level: int, own: bool = False) -> bytes:
     """The serialised ``LogEntry`` fields that follow from the log, the host, the method, the severity and
     whether the exporter's own API user acted."""
-    entry = LogEntryPb(log_name=log_name, severity=level)
-    entry.resource.type = RESOURCE_TYPE
-    entry.resource.labels.update({"service": SERVICE_NAME, "method": kind.method})
-    entry.labels.update({"looker_host": host, "event_category": kind.category_label, "event_name": kind.name_label})
-    if own:
-        entry.labels[EXPORTER_LABEL[0]] = EXPORTER_LABEL[1]
-    return entry.SerializeToString()
+    labels = {"event_category": kind.category_label, "event_name": kind.name_label}
+    return entry_head(log_name, host, kind.method, level, labels, own).SerializeToString()  # type: ignore[no-any-return]
 
 
 @lru_cache(maxsize=4096)

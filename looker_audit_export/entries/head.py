@@ -68,6 +68,19 @@ def digest(raw_id: Any, row: Mapping[str, Any]) -> str:
 EXPORTER_LABEL = ("looker_exporter", "self")
 
 
+def entry_head(log_name: str, host: str, method: str, severity: int, labels: Mapping[str, str],
+               own: bool = False) -> Any:
+    """A ``LogEntry`` message with what every entry shares: its log and severity, the ``audited_resource`` of
+    the service and ``method``, and its labels: the host, ``labels``, and the exporter's own label when ``own``."""
+    entry = LogEntryPb(log_name=log_name, severity=severity)
+    entry.resource.type = RESOURCE_TYPE
+    entry.resource.labels.update({"service": SERVICE_NAME, "method": method})
+    entry.labels.update({"looker_host": host, **labels})
+    if own:
+        entry.labels[EXPORTER_LABEL[0]] = EXPORTER_LABEL[1]
+    return entry
+
+
 def is_exporter(user_id: Any, ctx: EntryContext) -> bool:
     """Whether a row's user is the exporter's own API user."""
     return ctx.exporter_user_id is not None and whole_number(user_id) == ctx.exporter_user_id

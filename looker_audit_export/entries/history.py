@@ -16,15 +16,13 @@ from google.protobuf.message import Message
 from ..values import whole_number
 from .encode import capped, display_name, exact_id, is_id, json_value, nest_row, set_struct, token
 from .head import (
-    EXPORTER_LABEL,
     MAX_ENTRY_BYTES,
-    RESOURCE_TYPE,
     SERVICE_NAME,
     UNKNOWN_CODE,
     EntryContext,
-    LogEntryPb,
     created_seconds,
     digest,
+    entry_head,
     is_exporter,
     timestamp_parts,
 )
@@ -81,16 +79,9 @@ def to_history_entry(row: Mapping[str, Any], ctx: EntryContext) -> Message:
 
     raw_id = row.get("history.id")
     ident = f"looker-{host}-history-{number if number is not None else digest(raw_id, row)}"
-    entry = LogEntryPb(log_name=ctx.log_name, insert_id=ident, severity=WARNING if problems and level < WARNING
-                       else level)
-    entry.resource.type = RESOURCE_TYPE
-    entry.resource.labels["service"] = SERVICE_NAME
-    entry.resource.labels["method"] = method
-    entry.labels["looker_host"] = host
-    entry.labels["query_source"] = source
-    entry.labels["query_status"] = status_text
-    if is_exporter(row.get("user.id"), ctx):
-        entry.labels[EXPORTER_LABEL[0]] = EXPORTER_LABEL[1]
+    entry = entry_head(ctx.log_name, host, method, WARNING if problems and level < WARNING else level,
+                       {"query_source": source, "query_status": status_text}, is_exporter(row.get("user.id"), ctx))
+    entry.insert_id = ident
     seconds, nanos = created or timestamp_parts(ctx.fallback_time)
     entry.timestamp.seconds, entry.timestamp.nanos = seconds, nanos
     entry.proto_payload.Pack(audit)

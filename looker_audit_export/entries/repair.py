@@ -20,12 +20,12 @@ from .. import protowire
 from ..values import LookerEvent, parse_looker_time
 from .encode import exact_id, json_value, token
 from .head import (
-    RESOURCE_TYPE,
     SERVICE_NAME,
     SHRUNK_ENTRY_BYTES,
     UNKNOWN_CODE,
     EntryContext,
     LogEntryPb,
+    entry_head,
     insert_id,
 )
 
@@ -162,12 +162,8 @@ def placeholder(entry_or_event: LookerEvent | Message, ctx: EntryContext, reason
     audit.status.code = UNKNOWN_CODE
     audit.status.message = f"Looker event not exported in full: {reason}"[:2000]
     audit.response.update({"export_placeholder": True, "looker_event_id": looker_id, "reason": reason[:2000]})
-    entry = LogEntryPb(log_name=ctx.log_name, insert_id=ident, severity=WARNING)
-    entry.resource.type = RESOURCE_TYPE
-    entry.resource.labels["service"] = SERVICE_NAME
-    entry.resource.labels["method"] = method
-    entry.labels["looker_host"] = ctx.looker_host
-    entry.labels["export_placeholder"] = "true"
+    entry = entry_head(ctx.log_name, ctx.looker_host, method, WARNING, {"export_placeholder": "true"})
+    entry.insert_id = ident
     entry.timestamp.FromDatetime(created)
     entry.proto_payload.Pack(audit)
     return entry
