@@ -82,7 +82,7 @@ UNDOCUMENTED_CATEGORY = "undocumented"
 # documented attributes, with its source there), a relative weight, and padding: attribute names that
 # no source documents for that event, added after the documented ones only so that pages have a
 # realistic size. Padding is inert: never ``status`` nor an attribute that names the event's subject
-# (``mapping.SUBJECT_ATTRIBUTES``), so no behaviour of the exporter rests on it (tests/test_catalogue.py).
+# (``entries.events.SUBJECT_ATTRIBUTES``), so no behaviour of the exporter rests on it (tests/test_catalogue.py).
 _WEIGHTS_AND_PADDING: dict[str, tuple[int, tuple[str, ...]]] = {
     "login": (220, ("type", "ip", "email")),
     "login_failure": (25, ("email", "type", "ip", "message")),

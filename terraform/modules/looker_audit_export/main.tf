@@ -8,12 +8,16 @@
 # One such chain per Looker instance (var.looker_instances), all writing to
 # the same log; the entries tell the instances apart by labels.looker_host.
 #
-# Files: apis, names and the instances here; iam.tf (every service account and
-# grant); function.tf (topics, scheduler jobs, functions); source.tf and
-# source_excludes.tf (the zipped source); storage.tf (state bucket, one cursor
-# object per instance); secret.tf (the credentials secrets, containers only);
-# retention.tf (optional long-retention log bucket); alerts.tf (log-based
-# metrics and alert policies).
+# Files: the project, the APIs and the common labels here; instances.tf (the
+# instances with their defaults filled in, and the exported log's filter);
+# iam.tf (every service account and grant); function.tf (topics, scheduler
+# jobs, functions); source.tf and source_excludes.tf (the zipped source);
+# storage.tf (state bucket, one cursor object per instance); secret.tf (the
+# credentials secrets, containers only); retention.tf (optional long-retention
+# log bucket); signals.tf (the security signals' filters); health.tf (exporter
+# health metrics, how each signal alerts); alerts.tf (log-based metrics and
+# alert policies); dashboard.tf and dashboard_layout.tf (the dashboard);
+# variables.tf, outputs.tf, versions.tf (inputs, outputs, required versions).
 
 data "google_project" "this" {
   project_id = var.project_id
