@@ -31,6 +31,7 @@ module "looker_audit_export" {
   run_budget_seconds             = var.run_budget_seconds
   max_message_age_seconds        = var.max_message_age_seconds
   python_runtime                 = var.python_runtime
+  vpc_egress                     = var.vpc_egress
   source_archive_path            = var.source_archive_path
   function_memory                = var.function_memory
   iam_propagation_seconds        = var.iam_propagation_seconds

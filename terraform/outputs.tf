@@ -89,3 +89,13 @@ output "dashboard_url" {
   description = "Link to this stack's Cloud Monitoring dashboard (exporter health and security signals), or null when enable_dashboard is false."
   value       = module.looker_audit_export.dashboard_url
 }
+
+output "egress_ip" {
+  description = "The static source address of every function whose traffic goes through the VPC (vpc_egress.static_ip), or null. Add it to Looker's IP allowlist (Looker-hosted: Admin > Server > IP Allowlist, rule for the API; Looker (Google Cloud core) public IP: the instance's authorized networks; self-hosted: your firewall), see docs/networking.md."
+  value       = module.looker_audit_export.egress_ip
+}
+
+output "vpc_egress" {
+  description = "How each instance's function reaches its Looker: PRIVATE_RANGES_ONLY or ALL_TRAFFIC through the VPC, or NONE."
+  value       = module.looker_audit_export.vpc_egress
+}

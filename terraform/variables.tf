@@ -55,7 +55,10 @@ variable "looker_instances" {
     initial_lookback_minutes). query_timezone (LOOKER_QUERY_TIMEZONE, unset by default) is only for an API user that may
     not read Looker's settings (GET /api/4.0/setting answers HTTP 403 to a non-admin): the IANA zone Looker runs queries
     in, "UTC" when "User Specific Time Zones" is on, else the instance's time zone (e.g. "America/New_York"); see the
-    README's "Time zones". The API credentials are NOT a variable: they go into each instance's secret with the
+    README's "Time zones". vpc_egress (default: var.vpc_egress's egress, or NONE without a VPC) is how this
+    instance's function reaches its Looker: PRIVATE_RANGES_ONLY or ALL_TRAFFIC through the VPC of var.vpc_egress, or
+    NONE (straight to the internet), so that one private Looker and one public Looker can share a stack; see
+    docs/networking.md. The API credentials are NOT a variable: they go into each instance's secret with the
     command from the `secret_add_version_commands` output.
   EOT
   type = map(object({
@@ -66,6 +69,7 @@ variable "looker_instances" {
     page_size                = optional(number)
     initial_lookback_minutes = optional(number)
     query_timezone           = optional(string)
+    vpc_egress               = optional(string)
   }))
 
   validation {
@@ -115,6 +119,11 @@ variable "looker_instances" {
     # An IANA-looking name (UTC, America/New_York, Etc/GMT+5); the exporter checks it against the tz database.
     condition     = alltrue([for i in values(var.looker_instances) : i.query_timezone == null || can(regex("^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", i.query_timezone))])
     error_message = "A looker_instances query_timezone must be an IANA time zone name such as \"UTC\" or \"America/New_York\", or left unset."
+  }
+
+  validation {
+    condition     = alltrue([for i in values(var.looker_instances) : i.vpc_egress == null || contains(["PRIVATE_RANGES_ONLY", "ALL_TRAFFIC", "NONE"], coalesce(i.vpc_egress, "NONE"))])
+    error_message = "A looker_instances vpc_egress must be PRIVATE_RANGES_ONLY, ALL_TRAFFIC or NONE, or left unset (the default of var.vpc_egress)."
   }
 }
 
@@ -242,6 +251,74 @@ variable "max_message_age_seconds" {
   validation {
     condition     = var.max_message_age_seconds >= 600 && var.max_message_age_seconds <= 86400
     error_message = "max_message_age_seconds must be between 600 (one tick) and 86400 (one day)."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Network: reaching a private Looker, a static source address (network.tf)
+# ---------------------------------------------------------------------------
+
+variable "vpc_egress" {
+  description = <<-EOT
+    Send the functions' traffic through a VPC network (docs/networking.md); null (the default): straight to the
+    internet, from Google's shared addresses. Either Direct VPC egress, with subnetwork (a name in project_id and
+    region, or projects/HOST_PROJECT/regions/REGION/subnetworks/NAME for a Shared VPC), network (its network; required
+    with static_ip) and optional network_tags; or a Serverless VPC Access connector that already exists, with
+    connector (a name in project_id and region, or projects/PROJECT/locations/REGION/connectors/NAME). egress is what
+    goes through the VPC: PRIVATE_RANGES_ONLY (the default: a private Looker's internal address) or ALL_TRAFFIC; each
+    instance may differ (looker_instances.*.vpc_egress). static_ip (Direct VPC only): reserve an external address, a
+    Cloud Router and a Cloud NAT that serves only this subnetwork with that address, and send all traffic through the
+    VPC by default, so that Looker sees one source address to allowlist (output egress_ip). With ALL_TRAFFIC and no
+    static_ip the subnetwork must have Private Google Access (Secret Manager, Cloud Logging and Cloud Storage are
+    reached through it): the plan reads the subnetwork and stops with the command that turns it on, unless
+    check_private_google_access = false (for a deployer who may not read a Shared VPC host project's subnetworks).
+  EOT
+  type = object({
+    network                     = optional(string)
+    subnetwork                  = optional(string)
+    network_tags                = optional(list(string), [])
+    connector                   = optional(string)
+    egress                      = optional(string)
+    static_ip                   = optional(bool, false)
+    check_private_google_access = optional(bool, true)
+  })
+  default = null
+
+  validation {
+    # A function cannot use both: https://docs.cloud.google.com/functions/docs/running/direct-vpc (Limitations).
+    condition     = var.vpc_egress == null || (try(var.vpc_egress.subnetwork, null) != null) != (try(var.vpc_egress.connector, null) != null)
+    error_message = "vpc_egress needs exactly one of subnetwork (Direct VPC egress) and connector (Serverless VPC Access): a function cannot use both."
+  }
+
+  validation {
+    condition     = var.vpc_egress == null || contains(["PRIVATE_RANGES_ONLY", "ALL_TRAFFIC", "unset"], coalesce(try(var.vpc_egress.egress, null), "unset"))
+    error_message = "vpc_egress.egress must be PRIVATE_RANGES_ONLY or ALL_TRAFFIC, or left unset."
+  }
+
+  validation {
+    condition     = var.vpc_egress == null || can(regex("^(unset|[a-z]([-a-z0-9]{0,61}[a-z0-9])?|projects/[a-z][-a-z0-9.:]*[a-z0-9]/regions/[a-z]+-[a-z]+[0-9]+/subnetworks/[a-z]([-a-z0-9]{0,61}[a-z0-9])?)$", coalesce(try(var.vpc_egress.subnetwork, null), "unset")))
+    error_message = "vpc_egress.subnetwork must be a subnetwork name, or projects/HOST_PROJECT/regions/REGION/subnetworks/NAME."
+  }
+
+  validation {
+    condition     = var.vpc_egress == null || can(regex("^(unset|[a-z]([-a-z0-9]{0,23}[a-z0-9])?|projects/[a-z][-a-z0-9.:]*[a-z0-9]/locations/[a-z]+-[a-z]+[0-9]+/connectors/[a-z]([-a-z0-9]{0,23}[a-z0-9])?)$", coalesce(try(var.vpc_egress.connector, null), "unset")))
+    error_message = "vpc_egress.connector must be a connector name, or projects/PROJECT/locations/REGION/connectors/NAME."
+  }
+
+  validation {
+    # The Cloud Router belongs to the network; the Cloud NAT serves the subnetwork the functions take addresses from.
+    condition     = var.vpc_egress == null || !try(var.vpc_egress.static_ip, false) || (try(var.vpc_egress.subnetwork, null) != null && try(var.vpc_egress.network, null) != null)
+    error_message = "vpc_egress.static_ip needs Direct VPC egress with both network and subnetwork: the Cloud Router belongs to the network, the Cloud NAT serves the subnetwork."
+  }
+
+  validation {
+    condition     = var.vpc_egress == null || !try(var.vpc_egress.static_ip, false) || try(var.vpc_egress.egress, null) != "PRIVATE_RANGES_ONLY"
+    error_message = "vpc_egress.static_ip sends all traffic through the NAT: leave egress unset (it becomes ALL_TRAFFIC). An instance that must not use the address sets its own looker_instances vpc_egress."
+  }
+
+  validation {
+    condition     = var.vpc_egress == null || length(coalesce(try(var.vpc_egress.network_tags, null), [])) == 0 || try(var.vpc_egress.subnetwork, null) != null
+    error_message = "vpc_egress.network_tags apply to Direct VPC egress only (with subnetwork)."
   }
 }
 

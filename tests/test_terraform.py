@@ -219,6 +219,11 @@ def per_instance(res: dict) -> bool:
     return expr(res.get("for_each", "")) == "local.instances"
 
 
+def per_vpc_instance(res: dict) -> bool:
+    """One copy per Looker instance whose function uses Direct VPC egress (network.tf), none without it."""
+    return expr(res.get("for_each", "")) == "local.direct_vpc_instances"
+
+
 # --- layout -----------------------------------------------------------------
 
 
@@ -293,6 +298,32 @@ def test_root_is_a_thin_call_of_the_module(root: Config, cfg: Config):
     assert passed == {name: f"var.{name}" for name in cfg.variables}
 
 
+EXAMPLE = TF_ROOT / "examples" / "private_looker"
+
+
+def test_the_private_looker_example_calls_the_module(cfg: Config):
+    """examples/private_looker: a private-IP Looker through the VPC, with the static address; a thin call too.
+
+    tests/test_terraform_plan.py plans it (opt-in): a function with VPC egress, an address, a router, a NAT.
+    """
+    example = Config(EXAMPLE)
+    assert not example.resources and not example.data and not example.moved
+    assert {next(iter(p)) for p in example.providers} == {"google", "google-beta"}
+    assert block(example.terraform[0]["required_providers"]) == block(cfg.terraform[0]["required_providers"])
+    (call,) = example.modules.values()
+    assert call["source"] == "../../modules/looker_audit_export", "the example calls the module by relative path"
+    assert set(call) - {"source"} <= set(cfg.variables)
+    vpc = call["vpc_egress"]
+    assert vpc["static_ip"] is True and {"network", "subnetwork"} <= set(vpc)
+    assert "egress_ip" in example.outputs and "module." in example.outputs["egress_ip"]["value"]
+    for name, var in example.variables.items():
+        assert var.get("description", "").strip(), name
+    with (EXAMPLE / "terraform.tfvars.example").open() as fh:
+        tfvars = _norm(hcl2.load(fh))
+    assert set(tfvars) <= set(example.variables)
+    assert {n for n, v in example.variables.items() if "default" not in v} <= set(tfvars)
+
+
 def test_root_variables_are_the_module_variables():
     """The same terraform.tfvars works in the root and in a direct call of the module."""
     assert (TF_ROOT / "variables.tf").read_text() == (TF / "variables.tf").read_text(), (
@@ -309,7 +340,12 @@ def test_root_outputs_are_the_module_outputs(root: Config, cfg: Config):
 
 #: Resources that came with the module or after it: no deployment of the previous layout (c941af9) has them,
 #: so they need no moved block. A resource added to the module later goes here too.
-NEW_IN_MODULE: set[str] = set()
+NEW_IN_MODULE = {
+    "google_compute_address.egress",
+    "google_compute_router.egress",
+    "google_compute_router_nat.egress",
+    "google_cloud_run_v2_service_iam_member.runtime_invoker_direct_vpc",
+}
 
 
 def test_moved_blocks_carry_every_resource_of_the_previous_layout(root: Config, cfg: Config):
@@ -327,7 +363,7 @@ def test_moved_blocks_carry_every_resource_of_the_previous_layout(root: Config, 
     for old, new in moves.items():
         assert new == f"module.{MODULE_CALL}.{old}", f"{old} must keep its type and name in the module: {new}"
     assert set(moves) == (module_resources - NEW_IN_MODULE) | older, (
-        f"missing moved blocks: {sorted((module_resources - NEW_IN_MODULE) | older - set(moves))}; "
+        f"missing moved blocks: {sorted(((module_resources - NEW_IN_MODULE) | older) - set(moves))}; "
         f"moved blocks for nothing: {sorted(set(moves) - module_resources - older)}"
     )
     assert {"google_storage_bucket.state", "google_logging_project_bucket_config.audit"} <= set(moves)
@@ -630,7 +666,10 @@ def _grants(cfg: Config) -> set[tuple[str, str, str, str]]:
             assert "@gcp-sa-" not in member, "a service agent is named by its google_project_service_identity"
             who = sa_ref(member)
             # A per-instance grant must iterate the instances, or [each.key] would not exist.
-            assert per_instance(res) == (EACH in who or EACH in target), f"{rtype}.{name}"
+            each_instance = per_instance(res) or per_vpc_instance(res)
+            assert each_instance == (EACH in who or EACH in target), f"{rtype}.{name}"
+            if per_vpc_instance(res):
+                who += " with Direct VPC egress"
             grants.add((who, role, rtype, target))
     return grants
 
@@ -672,6 +711,13 @@ EXPECTED_GRANTS = {
     ),
     ("agent:eventarc.googleapis.com", "roles/eventarc.serviceAgent", "google_project_iam_member", "var.project_id"),
     ("agent:pubsub.googleapis.com", "roles/pubsub.serviceAgent", "google_project_iam_member", "var.project_id"),
+    # Only with Direct VPC egress: Google's page asks for it ("To authorize Direct VPC egress"), on its own service.
+    (
+        "runtime[each.key] with Direct VPC egress",
+        "roles/run.invoker",
+        "google_cloud_run_v2_service_iam_member",
+        "google_cloudfunctions2_function.exporter[each.key].service_config[0].service",
+    ),
     ("build", "roles/logging.logWriter", "google_project_iam_member", "var.project_id"),
     (
         "build",
@@ -708,9 +754,10 @@ def test_service_accounts_are_wired(cfg: Config):
     assert sa_email_ref(block(fn["service_config"])["service_account_email"]) == f"runtime{EACH}"
     assert sa_email_ref(block(fn["event_trigger"])["service_account_email"]) == "trigger"
     assert sa_email_ref(block(fn["build_config"])["service_account"]) == "build"
-    # the trigger's invoker grant is on each function's own service
-    _, invoker = cfg.one("google_cloud_run_v2_service_iam_member")
-    assert expr(invoker["name"]).startswith(f"google_cloudfunctions2_function.exporter{EACH}.")
+    # the invoker grants (the trigger's; the runtime account's with Direct VPC egress) are on each function's
+    # own service
+    for invoker in cfg.resources["google_cloud_run_v2_service_iam_member"].values():
+        assert expr(invoker["name"]).startswith(f"google_cloudfunctions2_function.exporter{EACH}.")
     # the build pushes into the repository it has write access to
     repo_name, _ = cfg.one("google_artifact_registry_repository")
     assert expr(block(fn["build_config"])["docker_repository"]) == f"google_artifact_registry_repository.{repo_name}.id"
@@ -1137,6 +1184,7 @@ def test_instances_get_the_defaults_and_their_own_overrides(tmp_path: Path):
         "initial_lookback_minutes": 10,
         "function_name": "looker-audit-prod-export",
         "optional_env": {},
+        "vpc_egress": "NONE",
     }
     assert instances["dev"]["host"] == "dev.example.com:19999", "labels.looker_host keeps the port (urlsplit netloc)"
     assert instances["dev"]["schedule"] == "*/30 * * * *"
@@ -1161,12 +1209,113 @@ def test_instances_get_the_defaults_and_their_own_overrides(tmp_path: Path):
         ('{ prod = { base_url = "https://a.example.com", page_size = 10 } }', "page_size"),
         ('{ prod = { base_url = "https://a.example.com", query_timezone = "New York" } }', "IANA time zone"),
         ('{ prod = { base_url = "https://a.example.com", query_timezone = "-05:00" } }', "IANA time zone"),
+        (
+            '{ prod = { base_url = "https://a.example.com", vpc_egress = "PRIVATE" } }',
+            "PRIVATE_RANGES_ONLY, ALL_TRAFFIC or NONE",
+        ),
     ],
 )
 def test_instances_are_validated(tmp_path: Path, instances: str, message: str):
     with pytest.raises(ValueError, match="Invalid value for variable") as err:
         _console(tmp_path, "local.instances", f'project_id = "my-project-id"\nlooker_instances = {instances}\n')
-    assert message in " ".join(str(err.value).split())
+    assert message in " ".join(str(err.value).replace("│", " ").split())
+
+
+# --- network: VPC egress per instance, the static address (network.tf) -----------------------------
+
+THREE_INSTANCES = """
+project_id = "my-project-id"
+looker_instances = {
+  private = { base_url = "https://10.1.2.3" }
+  hosted  = { base_url = "https://mycompany.cloud.looker.com", vpc_egress = "ALL_TRAFFIC" }
+  public  = { base_url = "https://public.example.com", vpc_egress = "NONE" }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("network", "expected"),
+    [
+        ("", {"private": "NONE", "hosted": "ALL_TRAFFIC", "public": "NONE"}),
+        (
+            'vpc_egress = { network = "vpc", subnetwork = "functions" }',
+            {"private": "PRIVATE_RANGES_ONLY", "hosted": "ALL_TRAFFIC", "public": "NONE"},
+        ),
+        (
+            'vpc_egress = { connector = "looker", egress = "ALL_TRAFFIC" }',
+            {"private": "ALL_TRAFFIC", "hosted": "ALL_TRAFFIC", "public": "NONE"},
+        ),
+        # The static address sends everything through the NAT unless an instance says otherwise.
+        (
+            'vpc_egress = { network = "vpc", subnetwork = "functions", static_ip = true }',
+            {"private": "ALL_TRAFFIC", "hosted": "ALL_TRAFFIC", "public": "NONE"},
+        ),
+    ],
+)
+def test_each_instance_has_its_own_vpc_egress(tmp_path: Path, network: str, expected: dict[str, str]):
+    """One Looker private, one behind an allowlist, one public: each function takes its own way out.
+
+    Without vpc_egress, "hosted" asks for the VPC with none to go through: the function's precondition stops
+    the plan (tests/test_terraform_plan.py runs it).
+    """
+    found = _console(tmp_path, "{ for k, i in local.instances : k => i.vpc_egress }", THREE_INSTANCES + network)
+    assert found == expected
+
+
+@pytest.mark.parametrize(
+    ("network", "message"),
+    [
+        ('{ network = "vpc" }', "exactly one of subnetwork"),
+        ('{ subnetwork = "functions", connector = "looker" }', "exactly one of subnetwork"),
+        ('{ subnetwork = "functions", egress = "VPC_EGRESS_ALL_TRAFFIC" }', "PRIVATE_RANGES_ONLY or ALL_TRAFFIC"),
+        ('{ subnetwork = "projects/host/subnetworks/functions" }', "projects/HOST_PROJECT/regions/REGION"),
+        ('{ connector = "projects/p/regions/us-central1/connectors/c" }', "projects/PROJECT/locations/REGION"),
+        ('{ connector = "looker", static_ip = true }', "static_ip needs Direct VPC egress"),
+        ('{ subnetwork = "functions", static_ip = true }', "static_ip needs Direct VPC egress"),
+        (
+            '{ network = "vpc", subnetwork = "functions", static_ip = true, egress = "PRIVATE_RANGES_ONLY" }',
+            "leave egress unset",
+        ),
+        ('{ connector = "looker", network_tags = ["looker"] }', "Direct VPC egress only"),
+    ],
+)
+def test_vpc_egress_is_validated(tmp_path: Path, network: str, message: str):
+    with pytest.raises(ValueError, match="Invalid value for variable") as err:
+        _console(tmp_path, "local.instances", THREE_INSTANCES + f"vpc_egress = {network}\n")
+    assert message in " ".join(str(err.value).replace("│", " ").split())
+
+
+def test_vpc_egress_sets_the_provider_enums(cfg: Config):
+    """direct_vpc_egress takes VPC_EGRESS_*, vpc_connector_egress_settings the bare names (google 7.46.1 schema:
+    "Possible values" of each), only for an instance that goes through the VPC."""
+    _, fn = cfg.one("google_cloudfunctions2_function")
+    svc = block(fn["service_config"])
+    through_vpc = 'each.value.vpc_egress != "NONE"'
+    assert svc["direct_vpc_egress"] == (
+        f'${{local.direct_vpc && {through_vpc} ? "VPC_EGRESS_${{each.value.vpc_egress}}" : null}}'
+    )
+    assert expr(svc["vpc_connector_egress_settings"]) == (
+        f"local.connector != null && {through_vpc} ? each.value.vpc_egress : null"
+    )
+    assert expr(svc["vpc_connector"]) == f"local.connector != null && {through_vpc} ? local.connector : null"
+    interface = block(svc["dynamic"])["direct_vpc_network_interface"]
+    assert expr(interface["for_each"]) == f"local.direct_vpc && {through_vpc} ? [var.vpc_egress] : []"
+    # The NAT: only the reserved address, only the functions' subnetwork.
+    nat = cfg.resources["google_compute_router_nat"]["egress"]
+    assert nat["nat_ip_allocate_option"] == "MANUAL_ONLY"
+    assert expr(nat["nat_ips"][0]) == "google_compute_address.egress[0].self_link"
+    assert nat["source_subnetwork_ip_ranges_to_nat"] == "LIST_OF_SUBNETWORKS"
+    assert expr(block(nat["subnetwork"])["name"]) == "local.subnetwork_id"
+    for name in ("google_compute_address", "google_compute_router", "google_compute_router_nat"):
+        assert expr(cfg.resources[name]["egress"]["count"]) == "local.static_ip ? 1 : 0", name
+    assert cfg.resources["google_compute_address"]["egress"]["address_type"] == "EXTERNAL"
+    assert "google_compute_address.egress[0].address" in cfg.outputs["egress_ip"]["value"]
+
+
+def test_network_apis_only_when_the_option_is_on(cfg: Config):
+    apis = str(cfg.locals["apis"])
+    assert 'local.direct_vpc ? ["compute.googleapis.com"] : []' in apis
+    assert 'local.connector != null ? ["vpcaccess.googleapis.com"] : []' in apis
 
 
 @pytest.mark.parametrize("threshold", [1, 9, 10, 109, 100000, 250000, 999, 1000, 123456789])

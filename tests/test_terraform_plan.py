@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -129,6 +130,13 @@ def standin(directories: list[Path], sockets: Path) -> Iterator[dict[str, str]]:
             p.wait(timeout=30)
 
 
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The stand-in providers of every configuration under terraform/, shared by the tests of this file."""
+    with standin([TF_ROOT], tmp_path_factory.mktemp("standin")) as environment:
+        yield environment
+
+
 def terraform(env: dict[str, str], cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         ["terraform", *args, "-no-color"], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
@@ -201,10 +209,9 @@ def state_addresses(state_file: Path) -> set[str]:
 # --- the root a first-time user applies ----------------------------------------------
 
 
-def test_root_plans_every_resource_in_the_module(tmp_path: Path):
+def test_root_plans_every_resource_in_the_module(tmp_path: Path, env: dict[str, str]):
     tf = copy_repo(tmp_path)
-    with standin([tf], tmp_path) as env:
-        planned = plan(env, tf, EVERYTHING_ON)
+    planned = plan(env, tf, EVERYTHING_ON)
     acts = changes(planned)
     assert acts and all(a == ("create",) for a in acts.values()), acts
     assert all(a.startswith(f"{MODULE}.") for a in acts), "the root holds no resource of its own"
@@ -218,7 +225,7 @@ def test_root_plans_every_resource_in_the_module(tmp_path: Path):
 
 
 @pytest.mark.parametrize("commit", [PREVIOUS_LAYOUT, "84a32e7~1"])
-def test_an_existing_deployment_upgrades_in_place(tmp_path: Path, commit: str):
+def test_an_existing_deployment_upgrades_in_place(tmp_path: Path, commit: str, env: dict[str, str]):
     """Apply the layout of `commit`, plan this one on its state: every old address moves, nothing is destroyed.
 
     c941af9 is the layout just before the module; 84a32e7~1 is older still (the run metrics were resources
@@ -227,13 +234,12 @@ def test_an_existing_deployment_upgrades_in_place(tmp_path: Path, commit: str):
     old = previous_layout(tmp_path / "old", commit)
     new = copy_repo(tmp_path / "new")
     variables = EVERYTHING_ON if commit == PREVIOUS_LAYOUT else TWO_INSTANCES
-    with standin([old, new], tmp_path) as env:
-        (old / "test.auto.tfvars.json").write_text(json.dumps(variables))
-        terraform(env, old, "init", "-backend=false", "-input=false")
-        terraform(env, old, "apply", "-input=false", "-auto-approve", "-refresh=false")
-        before = state_addresses(old / "terraform.tfstate")
-        shutil.copy(old / "terraform.tfstate", new / "terraform.tfstate")
-        planned = plan(env, new, variables)
+    (old / "test.auto.tfvars.json").write_text(json.dumps(variables))
+    terraform(env, old, "init", "-backend=false", "-input=false")
+    terraform(env, old, "apply", "-input=false", "-auto-approve", "-refresh=false")
+    before = state_addresses(old / "terraform.tfstate")
+    shutil.copy(old / "terraform.tfstate", new / "terraform.tfstate")
+    planned = plan(env, new, variables)
     assert len(before) > 40 and all(not a.startswith("module.") for a in before), sorted(before)
     acts = changes(planned)
     moved = {rc["previous_address"]: rc["address"] for rc in planned["resource_changes"] if "previous_address" in rc}
@@ -258,3 +264,166 @@ def test_an_existing_deployment_upgrades_in_place(tmp_path: Path, commit: str):
     assert acts[f"{MODULE}.google_logging_project_bucket_config.audit[0]"] == ("no-op",)
     # Nothing is created and nothing changes: the module is the same configuration.
     assert {a: act for a, act in acts.items() if act != ("no-op",)} == {}
+
+
+# --- the network options, the private example -------------------------------------------------
+
+
+def function_after(planned: dict[str, Any], key: str) -> dict[str, Any]:
+    """The planned service_config of one instance's function."""
+    (rc,) = [
+        rc
+        for rc in planned["resource_changes"]
+        if rc["type"] == "google_cloudfunctions2_function" and rc["index"] == key
+    ]
+    (service_config,) = rc["change"]["after"]["service_config"]
+    return dict(service_config)
+
+
+def call_module(dest: Path, arguments: str) -> Path:
+    """A root configuration beside the module's copy that calls it with these arguments (HCL)."""
+    tf = copy_repo(dest)
+    root = tf / "every_option"
+    root.mkdir()
+    (root / "main.tf").write_text(
+        'provider "google" {\n  project = "my-project-id"\n  region  = "us-central1"\n}\n'
+        'provider "google-beta" {\n  project = "my-project-id"\n  region  = "us-central1"\n}\n'
+        f'module "exporter" {{\n  source = "../modules/looker_audit_export"\n{arguments}\n}}\n'
+        'output "egress_ip" {\n  value = module.exporter.egress_ip\n}\n'
+    )
+    return root
+
+
+EVERY_OPTION = """
+  project_id = "my-project-id"
+  looker_instances = {
+    private = { base_url = "https://10.1.2.3" }
+    hosted  = { base_url = "https://mycompany.cloud.looker.com", query_timezone = "UTC" }
+    public  = { base_url = "https://public.example.com", vpc_egress = "NONE" }
+    ranges  = { base_url = "https://ranges.example.com", vpc_egress = "PRIVATE_RANGES_ONLY" }
+  }
+  vpc_egress = {
+    network      = "looker-vpc"
+    subnetwork   = "projects/host-project/regions/us-central1/subnetworks/looker-functions"
+    network_tags = ["looker-export"]
+    static_ip    = true
+  }
+  export_streams                 = ["events", "history"]
+  enable_long_retention          = true
+  enable_bigquery_linked_dataset = true
+  notification_channels          = ["projects/my-project-id/notificationChannels/1"]
+  alerts                         = { large_exports = true, downloads = true }
+  source_archive_path            = "${path.root}/.build/exporter.zip"
+"""
+
+
+def test_the_module_with_every_option_on(tmp_path: Path, env: dict[str, str]):
+    """Direct VPC egress on a Shared VPC subnetwork, the static address, and every optional resource."""
+    root = call_module(tmp_path, EVERY_OPTION)
+    planned = plan(env, root, {})
+    acts = changes(planned)
+    assert acts and all(a == ("create",) for a in acts.values())
+    for name in ("google_compute_address", "google_compute_router", "google_compute_router_nat"):
+        assert acts[f"module.exporter.{name}.egress[0]"] == ("create",)
+    by_address = {rc["address"]: rc["change"]["after"] for rc in planned["resource_changes"]}
+    nat = by_address["module.exporter.google_compute_router_nat.egress[0]"]
+    assert nat["project"] == "host-project", "router, NAT and address live in the network's (host) project"
+    assert nat["nat_ip_allocate_option"] == "MANUAL_ONLY"
+    assert nat["source_subnetwork_ip_ranges_to_nat"] == "LIST_OF_SUBNETWORKS"
+    assert [s["name"] for s in nat["subnetwork"]] == [
+        "projects/host-project/regions/us-central1/subnetworks/looker-functions"
+    ]
+    assert by_address["module.exporter.google_compute_address.egress[0]"]["project"] == "host-project"
+    # Each instance its own way out: the static address carries all traffic unless the instance says otherwise.
+    expected = {"private": "ALL_TRAFFIC", "hosted": "ALL_TRAFFIC", "ranges": "PRIVATE_RANGES_ONLY"}
+    for key, egress in expected.items():
+        svc = function_after(planned, key)
+        assert svc["direct_vpc_egress"] == f"VPC_EGRESS_{egress}", key
+        (interface,) = svc["direct_vpc_network_interface"]
+        assert interface["network"] == "looker-vpc" and interface["tags"] == ["looker-export"]
+        assert interface["subnetwork"].endswith("/subnetworks/looker-functions")
+        assert svc.get("vpc_connector") is None
+    public = function_after(planned, "public")
+    assert public["direct_vpc_network_interface"] == [] and public.get("direct_vpc_egress") is None
+    invokers = {a for a in acts if ".runtime_invoker_direct_vpc[" in a}
+    assert invokers == {f'module.exporter.google_cloud_run_v2_service_iam_member.runtime_invoker_direct_vpc["{k}"]'
+                        for k in expected}
+    apis = {a for a in acts if ".google_project_service.apis[" in a}
+    assert 'module.exporter.google_project_service.apis["compute.googleapis.com"]' in apis
+    assert 'module.exporter.google_project_service.apis["vpcaccess.googleapis.com"]' not in apis
+    assert "egress_ip" in planned["planned_values"]["outputs"] or "egress_ip" in planned["output_changes"]
+
+
+def test_a_connector_instead_of_direct_vpc_egress(tmp_path: Path, env: dict[str, str]):
+    root = call_module(
+        tmp_path,
+        'project_id = "my-project-id"\n'
+        'looker_instances = { core = { base_url = "https://10.1.2.3" } }\n'
+        'vpc_egress = { connector = "looker", egress = "ALL_TRAFFIC" }\n',
+    )
+    planned = plan(env, root, {})
+    svc = function_after(planned, "core")
+    assert svc["vpc_connector"] == "projects/my-project-id/locations/us-central1/connectors/looker"
+    assert svc["vpc_connector_egress_settings"] == "ALL_TRAFFIC"
+    assert svc["direct_vpc_network_interface"] == [] and svc.get("direct_vpc_egress") is None
+    acts = changes(planned)
+    assert 'module.exporter.google_project_service.apis["vpcaccess.googleapis.com"]' in acts
+    assert not [a for a in acts if "google_compute_" in a or "runtime_invoker_direct_vpc" in a]
+
+
+def test_all_traffic_without_private_google_access_stops_the_plan(tmp_path: Path, env: dict[str, str]):
+    """The stand-in answers private_ip_google_access = false, as a subnetwork without it would."""
+    root = call_module(
+        tmp_path,
+        'project_id = "my-project-id"\n'
+        'looker_instances = { core = { base_url = "https://10.1.2.3" } }\n'
+        'vpc_egress = { network = "looker-vpc", subnetwork = "looker-functions", egress = "ALL_TRAFFIC" }\n',
+    )
+    (root / "test.auto.tfvars.json").write_text("{}")
+    terraform(env, root, "init", "-backend=false", "-input=false")
+    failed = terraform(env, root, "plan", "-input=false", "-refresh=false", check=False)
+    assert failed.returncode != 0
+    message = " ".join(failed.stderr.replace("│", " ").split())
+    assert "has no Private Google Access" in message, failed.stderr[-3000:]
+    assert (
+        "gcloud compute networks subnets update looker-functions --project=my-project-id --region=us-central1 "
+        "--enable-private-ip-google-access"
+    ) in message
+    # Private ranges only: the API calls bypass the VPC, nothing to check.
+    (root / "main.tf").write_text((root / "main.tf").read_text().replace('egress = "ALL_TRAFFIC"', ""))
+    terraform(env, root, "plan", "-input=false", "-refresh=false")
+
+
+def test_an_instance_through_a_vpc_that_is_not_there_stops_the_plan(tmp_path: Path, env: dict[str, str]):
+    root = call_module(
+        tmp_path,
+        'project_id = "my-project-id"\n'
+        'looker_instances = { core = { base_url = "https://10.1.2.3", vpc_egress = "ALL_TRAFFIC" } }\n',
+    )
+    (root / "test.auto.tfvars.json").write_text("{}")
+    terraform(env, root, "init", "-backend=false", "-input=false")
+    failed = terraform(env, root, "plan", "-input=false", "-refresh=false", check=False)
+    message = " ".join(failed.stderr.replace("│", " ").split())
+    assert failed.returncode != 0 and "looker_instances.core.vpc_egress is ALL_TRAFFIC, but vpc_egress" in message
+
+
+def test_the_private_looker_example(tmp_path: Path, env: dict[str, str]):
+    """examples/private_looker plans a function with VPC egress, a reserved address, a router and a NAT."""
+    example = copy_repo(tmp_path) / "examples" / "private_looker"
+    variables = {
+        "project_id": "my-project-id",
+        "looker_base_url": "https://looker.internal.example.com",
+        "network": "looker-vpc",
+        "subnetwork": "looker-functions",
+    }
+    example_tfvars = (TF_ROOT / "examples" / "private_looker" / "terraform.tfvars.example").read_text()
+    assert set(re.findall(r"^([a-z_]+)\s+=", example_tfvars, re.M)) >= set(variables)
+    planned = plan(env, example, variables)
+    acts = changes(planned)
+    module = "module.looker_audit_export"
+    for name in ("google_compute_address", "google_compute_router", "google_compute_router_nat"):
+        assert acts[f"{module}.{name}.egress[0]"] == ("create",)
+    svc = function_after(planned, "core")
+    assert svc["direct_vpc_egress"] == "VPC_EGRESS_ALL_TRAFFIC"
+    assert [i["subnetwork"] for i in svc["direct_vpc_network_interface"]] == ["looker-functions"]
+    assert "egress_ip" in planned["output_changes"]

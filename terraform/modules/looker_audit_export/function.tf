@@ -75,6 +75,21 @@ resource "google_cloudfunctions2_function" "exporter" {
     ingress_settings               = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
 
+    # Egress through the customer's VPC (network.tf): Direct VPC egress on a
+    # subnetwork, or a Serverless VPC Access connector; nothing when this
+    # instance's vpc_egress is NONE (the default without var.vpc_egress).
+    dynamic "direct_vpc_network_interface" {
+      for_each = local.direct_vpc && each.value.vpc_egress != "NONE" ? [var.vpc_egress] : []
+      content {
+        network    = direct_vpc_network_interface.value.network
+        subnetwork = direct_vpc_network_interface.value.subnetwork
+        tags       = direct_vpc_network_interface.value.network_tags
+      }
+    }
+    direct_vpc_egress             = local.direct_vpc && each.value.vpc_egress != "NONE" ? "VPC_EGRESS_${each.value.vpc_egress}" : null
+    vpc_connector                 = local.connector != null && each.value.vpc_egress != "NONE" ? local.connector : null
+    vpc_connector_egress_settings = local.connector != null && each.value.vpc_egress != "NONE" ? each.value.vpc_egress : null
+
     # The environment contract of main.py / looker_audit_export.config, and
     # the per-instance variables that are set only when given (instances.tf).
     environment_variables = merge({
@@ -121,4 +136,16 @@ resource "google_cloudfunctions2_function" "exporter" {
     google_secret_manager_secret_iam_member.runtime_secret_accessor,
     google_storage_bucket_iam_member.runtime_state_object_user,
   ]
+
+  lifecycle {
+    precondition {
+      condition     = each.value.vpc_egress == "NONE" || var.vpc_egress != null
+      error_message = "looker_instances.${each.key}.vpc_egress is ${each.value.vpc_egress}, but vpc_egress (the network to send it through) is not set."
+    }
+    precondition {
+      # Direct VPC egress takes addresses from a subnetwork of the function's region.
+      condition     = !local.direct_vpc || try(local.subnetwork_parts.region, var.region) == var.region
+      error_message = "vpc_egress.subnetwork ${coalesce(local.subnetwork_id, "-")} is not in region ${var.region}, where the functions run."
+    }
+  }
 }

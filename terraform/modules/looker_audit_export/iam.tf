@@ -96,6 +96,24 @@ resource "google_storage_bucket_iam_member" "runtime_state_object_user" {
   }
 }
 
+# Direct VPC egress (network.tf): Google's page asks for Cloud Run Invoker for
+# the function's service account ("To authorize Direct VPC egress",
+# https://docs.cloud.google.com/functions/docs/running/direct-vpc#set_up_iam_permissions).
+# Granted on the instance's own service only, so it can invoke nothing else;
+# only for the functions that use Direct VPC egress. The network side needs
+# nothing here: the Cloud Run service agent's own role (roles/run.serviceAgent)
+# covers a subnetwork of this project; a Shared VPC host project grants it
+# roles/compute.networkUser on the subnetwork (docs/networking.md).
+resource "google_cloud_run_v2_service_iam_member" "runtime_invoker_direct_vpc" {
+  for_each = local.direct_vpc_instances
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.exporter[each.key].service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.runtime[each.key].email}"
+}
+
 # --- trigger SA -------------------------------------------------------------
 
 # Invoke this stack's functions' Cloud Run services only (not every service in the project).

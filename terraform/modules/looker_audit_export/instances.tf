@@ -21,6 +21,12 @@ locals {
       # Environment variables set only when given (function.tf merges them in):
       # without query_timezone the exporter reads the zone from Looker's settings.
       optional_env = { for name, value in { LOOKER_QUERY_TIMEZONE = inst.query_timezone } : name => value if value != null }
+      # How the function reaches this Looker (network.tf): PRIVATE_RANGES_ONLY or
+      # ALL_TRAFFIC through the VPC of var.vpc_egress, or NONE. The stack's
+      # default is var.vpc_egress.egress; with static_ip, ALL_TRAFFIC.
+      vpc_egress = coalesce(inst.vpc_egress, var.vpc_egress == null ? "NONE" : (
+        var.vpc_egress.static_ip ? "ALL_TRAFFIC" : coalesce(var.vpc_egress.egress, "PRIVATE_RANGES_ONLY")
+      ))
     }
   }
 

@@ -17,7 +17,8 @@
 # log bucket); signals.tf (the security signals' filters); health.tf (exporter
 # health metrics, how each signal alerts); alerts.tf (log-based metrics and
 # alert policies); dashboard.tf and dashboard_layout.tf (the dashboard);
-# variables.tf, outputs.tf, versions.tf (inputs, outputs, required versions).
+# network.tf (optional VPC egress and static source address); variables.tf,
+# outputs.tf, versions.tf (inputs, outputs, required versions).
 
 data "google_project" "this" {
   project_id = var.project_id
@@ -40,6 +41,11 @@ locals {
     ],
     # The linked dataset is a BigQuery dataset.
     local.linked_dataset ? ["bigquery.googleapis.com"] : [],
+    # Only with var.vpc_egress (network.tf): Direct VPC egress and the static
+    # address's router and NAT are Compute Engine resources; a connector is
+    # Serverless VPC Access.
+    local.direct_vpc ? ["compute.googleapis.com"] : [],
+    local.connector != null ? ["vpcaccess.googleapis.com"] : [],
   ))
 
   labels = merge(var.labels, {

@@ -99,3 +99,13 @@ output "dashboard_url" {
   # The resource ID is projects/PROJECT_NUMBER/dashboards/DASHBOARD_ID; the console link takes the last part.
   value = var.enable_dashboard ? "https://console.cloud.google.com/monitoring/dashboards/builder/${regex("[^/]+$", google_monitoring_dashboard.this[0].id)}?project=${var.project_id}" : null
 }
+
+output "egress_ip" {
+  description = "The static source address of every function whose traffic goes through the VPC (vpc_egress.static_ip), or null. Add it to Looker's IP allowlist (Looker-hosted: Admin > Server > IP Allowlist, rule for the API; Looker (Google Cloud core) public IP: the instance's authorized networks; self-hosted: your firewall), see docs/networking.md."
+  value       = local.static_ip ? google_compute_address.egress[0].address : null
+}
+
+output "vpc_egress" {
+  description = "How each instance's function reaches its Looker: PRIVATE_RANGES_ONLY or ALL_TRAFFIC through the VPC, or NONE."
+  value       = { for k, i in local.instances : k => i.vpc_egress }
+}
