@@ -157,8 +157,15 @@ def parses(parser: Any, args: list[str]) -> None:
         pytest.fail(f"{parser.prog} refuses {args}: exit {exc.code}")
 
 
+#: Variables the docs set for a test run, and the test file that reads each.
+TEST_ENV = {"TFSTANDIN": "tests/test_terraform_plan.py"}
+
+
 def env_name_known(name: str) -> None:
-    """A variable the docs set is one the exporter reads (config.py), or the docs' own PROJECT_ID."""
+    """A variable the docs set is one the exporter reads (config.py), the docs' own PROJECT_ID, or a test's."""
+    if name in TEST_ENV:
+        assert f'"{name}"' in (ROOT / TEST_ENV[name]).read_text(encoding="utf-8"), name
+        return
     assert name == "PROJECT_ID" or f'"{name}"' in CONFIG_SOURCE, f"{name} is not a variable the exporter reads"
 
 
@@ -179,6 +186,10 @@ def check_python(args: list[str]) -> None:
     elif args[:1] == ["scripts/draw_dashboard.py"]:
         assert "matplotlib" in (ROOT / "requirements-dev.in").read_text(), "the docs say it needs matplotlib"
         parses(load(ROOT / "scripts" / "draw_dashboard.py").arguments(), args[1:])
+    elif args[:2] == ["-m", "pytest"]:
+        files = [arg for arg in args[2:] if not arg.startswith("-")]
+        assert files and all((ROOT / f).is_file() for f in files), files
+        assert set(args[2:]) - set(files) <= {"-q", "-x"}
     elif args[:1] == ["-c"]:
         # The docs' one-liner that picks an instance's cursor out of `terraform output -json state_uris`.
         done = subprocess.run([sys.executable, "-c", args[1]], input='{"prod": "gs://b/prod/state.json"}',
@@ -220,25 +231,37 @@ def tf_output_names() -> set[str]:
 
 
 def check_terraform(args: list[str]) -> None:
+    directory = TF
     if args[:1] == ["-chdir=terraform"]:
         args = args[1:]
+    elif args[0].startswith("-chdir=terraform/examples/"):
+        # An example: a root of its own beside the module (tests/test_terraform_plan.py plans it).
+        directory = ROOT / args[0].removeprefix("-chdir=")
+        assert (directory / "main.tf").is_file(), args[0]
+        args = args[1:]
     verb, rest = args[0], args[1:]
+    outputs = set(re.findall(r'^output "([^"]+)"', "\n".join(p.read_text() for p in directory.glob("*.tf")), re.M))
     if verb == "output":
         names = [arg for arg in rest if not arg.startswith("-")]
-        assert len(names) == 1 and names[0] in tf_output_names(), f"terraform output {rest}"
+        assert len(names) == 1 and names[0] in tf_output_names() & outputs, f"terraform output {rest}"
         assert set(rest) - set(names) <= {"-json", "-raw"}
-    elif verb in ("apply", "destroy"):
+    elif verb in ("apply", "destroy", "plan"):
         assert rest in ([], ["-var-file=terraform.tfvars"])
-        assert (TF / "terraform.tfvars.example").is_file()
-        ignored = subprocess.run(["git", "check-ignore", "-q", "terraform/terraform.tfvars"], cwd=ROOT, check=False)
+        assert (directory / "terraform.tfvars.example").is_file()
+        tfvars = (directory / "terraform.tfvars").relative_to(ROOT).as_posix()
+        ignored = subprocess.run(["git", "check-ignore", "-q", tfvars], cwd=ROOT, check=False)
         assert ignored.returncode == 0, "the tfvars stay out of git"
     elif verb == "init":
-        assert not rest
+        # -upgrade: after the module appeared (it must be installed) or the provider floor rose.
+        assert rest in ([], ["-upgrade"])
     elif verb == "fmt":
         assert rest == ["-check"]
     elif verb == "state":
         assert rest[0] == "rm" and len(rest) == 2
-        kind, name = rest[1].split(".")
+        # The resources live in the module the root calls (terraform/main.tf).
+        assert rest[1].startswith("module.looker_audit_export."), rest[1]
+        assert 'module "looker_audit_export"' in TF_TEXT
+        kind, name = rest[1].removeprefix("module.looker_audit_export.").split(".")
         assert f'resource "{kind}" "{name}"' in TF_TEXT, rest[1]
     else:
         pytest.fail(f"no check for terraform {args}")
@@ -267,7 +290,8 @@ def check_gcloud(args: list[str]) -> None:
         assert expression in TF_TEXT, f"terraform/ no longer names {name} by {expression}"
     words = [arg for arg in args if not arg.startswith("-")]
     flags = dict(arg.partition("=")[::2] for arg in args if arg.startswith("--"))
-    assert "--project" not in flags or flags["--project"] in ("$PROJECT_ID", "my-project-id")
+    # A Shared VPC's subnetwork is in its host project ($HOST_PROJECT_ID, docs/networking.md).
+    assert "--project" not in flags or flags["--project"] in ("$PROJECT_ID", "my-project-id", "$HOST_PROJECT_ID")
     for name in words:
         if name.startswith("looker-audit"):
             assert name in TF_NAMES, f"Terraform creates no {name}"
@@ -285,6 +309,24 @@ def check_gcloud(args: list[str]) -> None:
                             r'|labels\.event_name="login_failure")', words[2]), words[2]
         if "--bucket" in flags:
             assert flags["--bucket"] == "looker-audit-audit" and flags["--view"] == "_AllLogs"
+    elif words[:4] == ["compute", "networks", "subnets", "update"]:
+        # The command the plan's Private Google Access check prints (network.tf), with the same flags.
+        assert words[4] == "looker-functions", "the subnetwork of the examples' terraform.tfvars.example"
+        assert [a for a in args if a.startswith("-")] in (
+            ["--project=$PROJECT_ID", "--region=us-central1", "--enable-private-ip-google-access"],
+            ["--project=$HOST_PROJECT_ID", "--region=us-central1", "--enable-private-ip-google-access"],
+        ), args
+        assert (
+            "gcloud compute networks subnets update ${local.subnetwork_parts.name} "
+            "--project=${local.subnetwork_parts.project} --region=${local.subnetwork_parts.region} "
+            "--enable-private-ip-google-access"
+        ) in TF_TEXT
+    elif words[:4] == ["compute", "networks", "subnets", "add-iam-policy-binding"]:
+        # Shared VPC: the Cloud Run service agent may use the host project's subnetwork
+        # (https://docs.cloud.google.com/run/docs/configuring/shared-vpc-direct-vpc).
+        assert flags["--role"] == "roles/compute.networkUser" and flags["--region"] == "us-central1"
+        assert re.fullmatch(r"serviceAccount:service-PROJECT_NUMBER@serverless-robot-prod\.iam\.gserviceaccount\.com",
+                            flags["--member"])
     elif words[:2] == ["storage", "cat"]:
         assert not words[2:], "the cursor's URI comes from terraform output state_uris"
         assert 'environment_variables["STATE_URI"]' in TF_TEXT

@@ -843,7 +843,7 @@ def test_service_agents_exist_before_their_grants(cfg: Config):
     assert expr(grant["for_each"]) == "local.service_agent_roles"
     # Destroying this stack must not take their roles from agents the whole project uses.
     assert block(grant["lifecycle"])["prevent_destroy"] is True
-    assert "terraform state rm 'google_project_iam_member.service_agents'" in docs_text()
+    assert f"terraform state rm 'module.{MODULE_CALL}.google_project_iam_member.service_agents'" in docs_text()
     token = cfg.resources["google_service_account_iam_member"]["pubsub_agent_token_creator"]
     assert sa_ref(token["member"]) == "agent:pubsub.googleapis.com"
 
@@ -1674,6 +1674,12 @@ def _schema(assembly: dict[str, Any]) -> tuple[dict[str, str], dict[str, dict[st
 def _check_block(structs: dict[str, Any], fqn: str, body: dict[str, Any], where: str) -> list[str]:
     props = structs[fqn]
     problems = []
+    # dynamic "name" { for_each = ...; content { ... } } stands for the block `name` with that content.
+    dynamic = body.get("dynamic", [])
+    body = {k: v for k, v in body.items() if k != "dynamic"}
+    for item in dynamic if isinstance(dynamic, list) else [dynamic]:
+        for name, dyn in item.items():
+            body[name] = block(dyn)["content"]
     for key, value in body.items():
         if key in META_ARGUMENTS or key.startswith("//"):
             continue
