@@ -427,3 +427,18 @@ def test_the_private_looker_example(tmp_path: Path, env: dict[str, str]):
     assert svc["direct_vpc_egress"] == "VPC_EGRESS_ALL_TRAFFIC"
     assert [i["subnetwork"] for i in svc["direct_vpc_network_interface"]] == ["looker-functions"]
     assert "egress_ip" in planned["output_changes"]
+
+
+def test_destroy_as_the_deploy_page_says(tmp_path: Path, env: dict[str, str]):
+    """docs/deploy.md: the service agents' grants refuse to be destroyed until forgotten with `state rm`."""
+    tf = copy_repo(tmp_path)
+    (tf / "test.auto.tfvars.json").write_text(json.dumps(TWO_INSTANCES))
+    terraform(env, tf, "init", "-backend=false", "-input=false")
+    terraform(env, tf, "apply", "-input=false", "-auto-approve", "-refresh=false")
+    refused = terraform(env, tf, "plan", "-destroy", "-input=false", "-refresh=false", check=False)
+    assert refused.returncode != 0 and "prevent_destroy" in refused.stderr, refused.stderr[-2000:]
+    deploy_page = (ROOT / "docs" / "deploy.md").read_text()
+    (address,) = re.findall(r"^terraform state rm '([^']+)'$", deploy_page, re.M)
+    terraform(env, tf, "state", "rm", address)
+    assert not {a for a in state_addresses(tf / "terraform.tfstate") if "service_agents" in a}
+    terraform(env, tf, "plan", "-destroy", "-input=false", "-refresh=false")
