@@ -352,6 +352,31 @@ def test_the_module_with_every_option_on(tmp_path: Path, env: dict[str, str]):
     assert 'module.exporter.google_project_service.apis["compute.googleapis.com"]' in apis
     assert 'module.exporter.google_project_service.apis["vpcaccess.googleapis.com"]' not in apis
     assert "egress_ip" in planned["planned_values"]["outputs"] or "egress_ip" in planned["output_changes"]
+    # The module on its own validates too (no provider blocks needed).
+    module = root.parent / "modules" / "looker_audit_export"
+    terraform(env, module, "init", "-backend=false", "-input=false")
+    terraform(env, module, "validate")
+
+
+def test_the_module_works_with_for_each(tmp_path: Path, env: dict[str, str]):
+    """No provider blocks in the module: a platform team can stamp it out with for_each (one stack per prefix)."""
+    root = copy_repo(tmp_path) / "stacks"
+    root.mkdir()
+    (root / "main.tf").write_text(
+        'provider "google" {\n  project = "my-project-id"\n  region  = "us-central1"\n}\n'
+        'provider "google-beta" {\n  project = "my-project-id"\n  region  = "us-central1"\n}\n'
+        'module "exporter" {\n'
+        '  for_each            = toset(["audit-eu", "audit-us"])\n'
+        '  source              = "../modules/looker_audit_export"\n'
+        '  project_id          = "my-project-id"\n'
+        '  name_prefix         = each.key\n'
+        '  source_archive_path = "${path.root}/.build/${each.key}.zip"\n'
+        '  looker_instances    = { prod = { base_url = "https://${each.key}.example.com" } }\n'
+        "}\n"
+    )
+    acts = changes(plan(env, root, {}))
+    for prefix in ("audit-eu", "audit-us"):
+        assert acts[f'module.exporter["{prefix}"].google_cloudfunctions2_function.exporter["prod"]'] == ("create",)
 
 
 def test_a_connector_instead_of_direct_vpc_egress(tmp_path: Path, env: dict[str, str]):
