@@ -20,6 +20,14 @@ client's retries, 503 until cleared for a backend outage, 403 for a missing gran
 limit per object, counters (requests, precondition failures, rate-limited writes), and preconditions on
 every call: fake-gcs-server honours ``ifGenerationMatch`` on multipart uploads (the client's path for the
 cursor) but ignores it on media uploads, reads and deletes.
+
+Permissions follow https://cloud.google.com/storage/docs/access-control/iam-json: reading an object (metadata
+or media) needs ``storage.objects.get``, an upload ``storage.objects.create`` and, when it replaces an existing
+object, ``storage.objects.delete`` too; a delete ``storage.objects.delete``; a bucket get
+``storage.buckets.get``. ``revoke`` takes permissions away on one bucket (a grant removed, or narrowed to
+``roles/storage.objectViewer``): the request is answered 403 with GCS's text, checked before the object is
+looked up ("denied on resource (or it may not exist)"). ``delete_bucket`` removes a bucket with its objects, as
+``gcloud storage rm --recursive gs://BUCKET`` does: every later request on it is answered 404.
 """
 
 from __future__ import annotations
@@ -90,6 +98,13 @@ class _Object:
 class _Bucket:
     created: str
     objects: dict[str, _Object] = field(default_factory=dict)
+    #: Permissions the caller no longer has on this bucket and its objects (``revoke``).
+    revoked: set[str] = field(default_factory=set)
+
+
+#: The object-level permissions (https://cloud.google.com/storage/docs/access-control/iam-permissions) of
+#: ``roles/storage.objectUser``, the role Terraform grants the function on the cursor's bucket.
+OBJECT_PERMISSIONS = ("storage.objects.get", "storage.objects.create", "storage.objects.delete")
 
 
 def _now_rfc3339() -> str:
@@ -131,6 +146,8 @@ class GcsEmulator(HttpServed):
         self._last_write: dict[tuple[str, str], float] = {}
         self._port = port
         self._extra_stats = extra_stats
+        #: Who GCS names in a 403 (the client sends no credentials to an emulator).
+        self.caller = "Anonymous caller"
         self._lock = threading.Lock()
         self._buckets: dict[str, _Bucket] = {}
         self._last_generation = 0
@@ -189,6 +206,21 @@ class GcsEmulator(HttpServed):
             self._last_write[(bucket, name)] = time.monotonic()  # a write like any other: the rate limit counts it
             return self._put(bucket, name, data, content_type, {}).generation
 
+    def revoke(self, bucket: str, *permissions: str) -> None:
+        """Take ``permissions`` (default: every object permission of roles/storage.objectUser) away on ``bucket``."""
+        with self._lock:
+            self._bucket(bucket).revoked.update(permissions or OBJECT_PERMISSIONS)
+
+    def grant(self, bucket: str) -> None:
+        """Give back every permission revoked on ``bucket``."""
+        with self._lock:
+            self._bucket(bucket).revoked.clear()
+
+    def delete_bucket(self, name: str) -> None:
+        """Remove a bucket and its objects (``gcloud storage rm --recursive gs://NAME``)."""
+        with self._lock:
+            self._buckets.pop(name, None)
+
     def object_names(self, bucket: str) -> list[str]:
         """Names of the objects in a bucket, sorted."""
         with self._lock:
@@ -229,6 +261,12 @@ class GcsEmulator(HttpServed):
         if bucket is None:
             raise HttpError(404, "The specified bucket does not exist.")
         return bucket
+
+    def _require(self, bucket: str, permission: str, *, on: str = "object") -> None:
+        """Answer 403 as GCS does when the caller lacks ``permission`` on ``bucket`` (or 404: no bucket)."""
+        if permission in self._bucket(bucket).revoked:
+            raise HttpError(403, f"{self.caller} does not have {permission} access to the Google Cloud Storage "
+                                 f"{on}. Permission '{permission}' denied on resource (or it may not exist).")
 
     def _mutation(self, bucket: str, name: str) -> None:
         """Refuse a write to ``name`` sooner than ``object_write_interval`` after its last one; else note it."""
@@ -361,12 +399,14 @@ class GcsEmulator(HttpServed):
             if kind == "api" and parts == ["b"] and method == "POST":
                 return self._insert_bucket(body)
             if kind == "api" and len(parts) == 2 and parts[0] == "b" and method == "GET":
+                self._require(parts[1], "storage.buckets.get", on="bucket")
                 return _json(200, self._bucket_resource(parts[1], self._bucket(parts[1])))
         raise HttpError(404, "Not Found")
 
     def _get_object(
         self, bucket: str, name: str, query: Mapping[str, str], *, media: bool
     ) -> tuple[int, dict[str, str], bytes]:
+        self._require(bucket, "storage.objects.get")
         obj = self._live(bucket, name, query)
         self._check_preconditions(query, obj, read=True)
         if not (media or query.get("alt") == "media"):
@@ -386,6 +426,7 @@ class GcsEmulator(HttpServed):
         return 200, headers, obj.data
 
     def _delete(self, bucket: str, name: str, query: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+        self._require(bucket, "storage.objects.delete")
         obj = self._live(bucket, name, query)
         self._check_preconditions(query, obj, read=False)
         self._mutation(bucket, name)
@@ -426,7 +467,11 @@ class GcsEmulator(HttpServed):
             raise HttpError(
                 400, f'Provided MD5 hash "{metadata["md5Hash"]}" doesn\'t match calculated MD5 hash "{_md5(data)}".'
             )
-        self._check_preconditions(query, self._bucket(bucket).objects.get(name), read=False)
+        self._require(bucket, "storage.objects.create")
+        existing = self._bucket(bucket).objects.get(name)
+        if existing is not None:  # replacing an object also needs the delete permission
+            self._require(bucket, "storage.objects.delete")
+        self._check_preconditions(query, existing, read=False)
         self._mutation(bucket, name)
         custom = {str(k): str(v) for k, v in (metadata.get("metadata") or {}).items()}
         obj = self._put(bucket, name, data, content_type, custom)

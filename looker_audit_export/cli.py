@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -16,7 +17,15 @@ from typing import TextIO
 
 from . import logs, preflight
 from .config import STREAMS, Config, ConfigError
-from .credentials import CredentialsError, LookerCredentials, parse_payload
+from .credentials import (
+    SDK_SECRET,
+    CredentialsError,
+    LookerCredentials,
+    conventional_credentials,
+    parse_payload,
+    read_looker_ini,
+)
+from .errors import EXIT_CODES, FAILED, FIX_FIRST, INTERRUPTED, OK, exit_code
 from .export.run import Window
 from .export.summary import ExportError, StreamSummary
 from .sink import JsonLinesSink
@@ -29,6 +38,9 @@ DEFAULT_RETENTION_DAYS = 30
 BACKFILL_RUN_SECONDS = 3600
 
 
+_EXIT_EPILOG = "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m looker_audit_export",
@@ -38,9 +50,17 @@ def _parser() -> argparse.ArgumentParser:
     credentials = argparse.ArgumentParser(add_help=False)
     credentials.add_argument("--credentials-file", type=Path,
                              help="read the Looker credentials from this JSON file "
-                                  '({"client_id": "...", "client_secret": "..."}) instead of Secret Manager')
+                                  '({"client_id": "...", "client_secret": "..."}) instead of Secret Manager. '
+                                  "Without it, export --dry-run, backfill and check also take LOOKERSDK_CLIENT_ID "
+                                  "and LOOKERSDK_CLIENT_SECRET, or a looker.ini, when LOOKER_CREDENTIALS_SECRET "
+                                  "is not set (docs/local.md)")
     commands = parser.add_subparsers(dest="command", required=True)
-    export = commands.add_parser("export", parents=[credentials], help="run one export now")
+    export = commands.add_parser(
+        "export", parents=[credentials], help="run one export now",
+        description="Run one export now, as one tick of the Cloud Function does: read the System Activity events "
+                    "after the cursor, write them to Cloud Logging, move the cursor past them and print the run "
+                    "summary as JSON. With --dry-run, print the entries as JSON lines instead, and move nothing.",
+        epilog=_EXIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     export.add_argument("--dry-run", action="store_true",
                         help="print the entries as JSON lines on stdout instead of writing them; "
                              "the cursor is read but not moved")
@@ -80,49 +100,96 @@ def _file_credentials(path: Path) -> LookerCredentials:
         payload = path.read_bytes()
     except OSError as exc:
         raise CredentialsError(f"Cannot read the credentials file {path}: {exc.strerror}") from None
-    return parse_payload(str(path), payload)
+    return parse_payload(f"The credentials file {path}", payload)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; exit 0 when everything read was written, 1 when not, 2 on bad configuration."""
+    """Run the command; the exit code is one of ``errors.EXIT_CODES`` (docs/configuration.md)."""
     args = _parser().parse_args(argv)
-    logs.configure(stream=sys.stderr)
-    local = args.credentials_file is not None or getattr(args, "dry_run", False)
+    quiet = args.command == "check"  # its ✓/✗ lines say everything; no JSON log line among them
+    logs.configure(stream=sys.stderr, level=logging.ERROR if quiet else logging.INFO, plain=quiet)
     try:
-        config = Config.from_env(os.environ, local=local)
-        credentials = None
-        if args.credentials_file is not None:
-            credentials = _file_credentials(args.credentials_file)
-            logs.mask_secret(credentials.client_secret)
-        if args.command == "backfill":
-            return _backfill(args, config, credentials)
-        if args.command == "check":
-            return _check(args, config, credentials)
-        exporter = build_exporter(config, sink=JsonLinesSink(sys.stdout) if args.dry_run else None,
-                                  credentials=credentials, read_only_state=args.dry_run,
-                                  credentials_source=f"the credentials file {args.credentials_file}")
-        summary = exporter.run()
+        return _run(args)
+    except BrokenPipeError:
+        return _closed_pipe()
     except (ConfigError, CredentialsError) as exc:
-        print(f"error: {logs.redact(str(exc))}", file=sys.stderr)
-        return 2
+        for problem in str(exc).splitlines():
+            print(f"error: {logs.redact(problem)}", file=sys.stderr)
+        return exit_code(exc)
     except ExportError as exc:
+        if _caused_by(exc, BrokenPipeError):
+            return _closed_pipe()
         print(logs.redact(json.dumps({"error": str(exc), "summary": exc.summary.as_dict()})), file=sys.stderr)
-        return 1
-    print(json.dumps(summary.as_dict()), file=sys.stderr if args.dry_run else sys.stdout)
-    return 0
+        return exit_code(exc)
 
 
-def _check(args: argparse.Namespace, config: Config, credentials: LookerCredentials | None) -> int:
+def _run(args: argparse.Namespace) -> int:
+    dry_run = getattr(args, "dry_run", False)
+    # A local run also follows looker-sdk's conventions (docs/local.md has the order): LOOKER_BASE_URL, else
+    # LOOKERSDK_BASE_URL, else base_url in looker.ini; --credentials-file, else LOOKER_CREDENTIALS_SECRET, else
+    # LOOKERSDK_CLIENT_ID and LOOKERSDK_CLIENT_SECRET, else looker.ini. The deployed function keeps the secret.
+    conventions = dry_run or args.command in ("check", "backfill")
+    ini_path, ini = read_looker_ini(Path.cwd()) if conventions else (None, {})
+    for value in (os.environ.get(SDK_SECRET, ""), ini.get("client_secret", "")):
+        logs.mask_secret(value.strip())  # never in a log line, whether it is used or not
+    credentials: LookerCredentials | None = None
+    source = None
+    if args.credentials_file is not None:
+        credentials = _file_credentials(args.credentials_file)
+        source = f"the credentials file {args.credentials_file}"
+    elif conventions and not os.environ.get("LOOKER_CREDENTIALS_SECRET", "").strip():
+        credentials, source = conventional_credentials(os.environ, ini, ini_path) or (None, None)
+    if credentials is not None:
+        logs.mask_secret(credentials.client_secret)
+    config = Config.from_env(os.environ, local=credentials is not None or dry_run, conventions=conventions,
+                             looker_ini=ini)
+    for note in config.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.command == "backfill":
+        return _backfill(args, config, credentials, source)
+    if args.command == "check":
+        return _check(args, config, credentials, source)
+    exporter = build_exporter(config, sink=JsonLinesSink(sys.stdout) if dry_run else None,
+                              credentials=credentials, read_only_state=dry_run, credentials_source=source)
+    summary = exporter.run()
+    print(json.dumps(summary.as_dict()), file=sys.stderr if dry_run else sys.stdout)
+    return OK
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = error
+    while seen is not None and not isinstance(seen, kind):
+        seen = seen.__cause__
+    return seen is not None
+
+
+def _closed_pipe() -> int:
+    """The reader of stdout went away (``... | head -n 3``): end quietly, as Unix tools do.
+
+    Python's own recipe (https://docs.python.org/3/library/signal.html#note-on-sigpipe): point stdout at
+    devnull so that the interpreter's last flush does not fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return OK
+
+
+def _check(args: argparse.Namespace, config: Config, credentials: LookerCredentials | None,
+           source: str | None) -> int:
     """Print the checklist; 0 when every required check passed, 1 when not."""
-    print(f"Checking {config.looker_base_url} for project {config.project} (streams: {', '.join(config.streams)})")
+    print(f"Checking {config.looker_base_url} (from {config.base_url_source}) for project {config.project} "
+          f"(streams: {', '.join(config.streams)})")
+    print(f"Looker credentials from {source or f'secret {config.credentials_secret}'}")
+    for note in config.notes:
+        print(f"note: {note}")
     checks = preflight.run_checks(config, credentials=credentials, schedule=args.schedule,
-                                  credentials_source=f"the credentials file {args.credentials_file}")
+                                  credentials_source=source)
     print(logs.redact(preflight.render(checks)))
     if preflight.passed(checks):
         print("All required checks passed.")
-        return 0
-    print(f"{sum(1 for check in checks if check.required and not check.ok)} required check(s) failed.")
-    return 1
+        return OK
+    print(preflight.tally(checks))
+    return FAILED
 
 
 def backfill_state_uri(state_uri: str | None, since: datetime, until: datetime | None) -> str:
@@ -151,23 +218,23 @@ def retention_warning(since: datetime, until: datetime, now: datetime, retention
             "or pass --yes to export the whole range anyway.")
 
 
-def _backfill(args: argparse.Namespace, config: Config, credentials: LookerCredentials | None) -> int:
+def _backfill(args: argparse.Namespace, config: Config, credentials: LookerCredentials | None,
+              source: str | None) -> int:
     now = datetime.now(UTC).replace(microsecond=0)
     until = min(args.until or now, now)
     if args.since >= until:
         print("error: --since must be before --until (and before now)", file=sys.stderr)
-        return 2
+        return FIX_FIRST
     warning = retention_warning(args.since, until, now, args.retention_days)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
         if not args.yes:
-            return 2
+            return FIX_FIRST
     streams = config.streams if args.streams is None else Config.from_env(
-        {**os.environ, "EXPORT_STREAMS": args.streams}, local=True).streams
+        {**os.environ, "EXPORT_STREAMS": args.streams, "LOOKER_BASE_URL": config.looker_base_url}, local=True).streams
     state = args.state or backfill_state_uri(config.state_uri, args.since, args.until)
     config = replace(config, streams=streams, state_uri=state, run_budget_seconds=BACKFILL_RUN_SECONDS)
-    exporter = build_exporter(config, credentials=credentials,
-                              credentials_source=f"the credentials file {args.credentials_file}")
+    exporter = build_exporter(config, credentials=credentials, credentials_source=source)
     progress = Progress(sys.stderr, args.since, until)
     print(f"Backfilling {', '.join(streams)} from {args.since:%Y-%m-%d} to {until:%Y-%m-%d %H:%M} UTC; "
           f"resumable cursor at {state}", file=sys.stderr)
@@ -180,14 +247,14 @@ def _backfill(args: argparse.Namespace, config: Config, credentials: LookerCrede
     except ExportError as exc:
         progress.finish()
         print(logs.redact(f"error: {exc}. Run the same command again to resume from {state}."), file=sys.stderr)
-        return 1
+        return exit_code(exc)
     except KeyboardInterrupt:
         progress.finish()
         print(f"Interrupted. Run the same command again to resume from {state}.", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     progress.finish(complete=True)
     print(json.dumps({"backfill": "done", "written": progress.written(), "state": state}))
-    return 0
+    return OK
 
 
 class Progress:

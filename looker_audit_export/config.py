@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from .errors import NeedsFix
 from .timezones import TimeZoneError, zone_info
 
 DEFAULT_LOG_NAME = "looker_system_activity_logs"
@@ -22,8 +24,16 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-class ConfigError(ValueError):
-    """A configuration variable is missing or invalid; the message names it."""
+class ConfigError(NeedsFix, ValueError):
+    """Configuration variables are missing or invalid; the message names each one, one per line."""
+
+
+_T = TypeVar("_T")
+#: Where a local run (``export --dry-run``, ``backfill``, ``check``) may also find the Looker URL, after
+#: ``LOOKER_BASE_URL``: looker-sdk's own variable, then ``base_url`` in a ``looker.ini``.
+SDK_BASE_URL = "LOOKERSDK_BASE_URL"
+#: looker-sdk's credentials variables, which a local run takes after LOOKER_CREDENTIALS_SECRET (credentials.py).
+SDK_CLIENT_ID, SDK_CLIENT_SECRET = "LOOKERSDK_CLIENT_ID", "LOOKERSDK_CLIENT_SECRET"
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,10 @@ class Config:
     #: ``STORAGE_EMULATOR_HOST``: the cursor lives in a Cloud Storage emulator (anonymous credentials); the
     #: storage client reads the variable itself for the endpoint.
     storage_emulator_host: str | None = None
+    #: Where ``looker_base_url`` came from: LOOKER_BASE_URL, or for a local run LOOKERSDK_BASE_URL or looker.ini.
+    base_url_source: str = "LOOKER_BASE_URL"
+    #: What a person should know about how the configuration was read (e.g. a URL normalised).
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def looker_host(self) -> str:
@@ -74,40 +88,57 @@ class Config:
         return f"projects/{self.project}/logs/{log_id.replace('/', '%2F')}"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], *, local: bool = False) -> Config:
-        """Read and validate the configuration; raise ConfigError naming the bad variable.
+    def from_env(cls, env: Mapping[str, str], *, local: bool = False, conventions: bool = False,
+                 looker_ini: Mapping[str, str] | None = None) -> Config:
+        """Read and validate the configuration; raise ConfigError naming every bad variable at once.
 
-        ``local`` (the CLI with a credentials file) makes the secret and the state optional.
+        ``local`` (the CLI with credentials of its own) makes the secret and the state optional.
+        ``conventions`` (a local run) also takes the Looker URL from LOOKERSDK_BASE_URL, then from
+        ``looker_ini`` (the ``base_url`` of a looker.ini), when LOOKER_BASE_URL is not set.
         """
+        problems: list[str] = []
+        notes: list[str] = []
+
+        def valid(read: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+            try:
+                return read(*args, **kwargs)
+            except ConfigError as exc:
+                problems.append(str(exc))
+                return None  # type: ignore[return-value]  # never used: the problems are raised below
+
         secret_what = "a secret version like projects/P/secrets/S/versions/latest"
-        return cls(
-            project=_project(env),
-            looker_base_url=_base_url(env),
+        base_url, source = valid(_base_url, env, notes, looker_ini if conventions else None) or (None, "")
+        values = dict(
+            project=valid(_project, env),
+            looker_base_url=base_url,
+            base_url_source=source,
             credentials_secret=None if local and not _value(env, "LOOKER_CREDENTIALS_SECRET") else
-            _matching(env, "LOOKER_CREDENTIALS_SECRET", _SECRET_VERSION, secret_what),
-            state_uri=None if local and not _value(env, "STATE_URI") else _state_uri(env),
-            log_name=_matching(env, "LOG_NAME", _LOG_ID, "a log ID of letters, digits, '_', '-', '.', '/'",
-                               default=DEFAULT_LOG_NAME),
-            streams=_streams(env),
-            history_log_name=_matching(env, "HISTORY_LOG_NAME", _LOG_ID,
-                                       "a log ID of letters, digits, '_', '-', '.', '/'",
-                                       default=DEFAULT_HISTORY_LOG_NAME),
-            history_max_running_minutes=_integer(env, "HISTORY_MAX_RUNNING_MINUTES", 60, 1, 24 * 60),
-            history_include_own_queries=_boolean(env, "HISTORY_INCLUDE_OWN_QUERIES", False),
-            initial_lookback_minutes=_integer(env, "INITIAL_LOOKBACK_MINUTES", 10, 1, 60 * 24 * 30),
-            settle_seconds=_integer(env, "SETTLE_SECONDS", 60, 0, 3600),
-            looker_verify_ssl=_boolean(env, "LOOKER_VERIFY_SSL", True),
-            looker_timeout_seconds=_integer(env, "LOOKER_TIMEOUT_SECONDS", 120, 1, 3600),
-            page_size=_integer(env, "PAGE_SIZE", 5000, 1, 50_000),
-            write_batch_entries=_integer(env, "WRITE_BATCH_ENTRIES", 1000, 1, 1000),  # 2 in flight: ≤ 2,000 re-sent
-            run_budget_seconds=_integer(env, "RUN_BUDGET_SECONDS", 480, 10, 3600),
-            max_message_age_seconds=_integer(env, *_MAX_MESSAGE_AGE),
-            retry_initial_seconds=_number(env, "RETRY_INITIAL_SECONDS", 1.0, 0.01, 30.0),
-            logging_emulator_host=_host_port(env, "LOGGING_EMULATOR_HOST"),
-            secret_manager_emulator_host=_host_port(env, "SECRET_MANAGER_EMULATOR_HOST"),
-            looker_query_timezone=_time_zone(env, "LOOKER_QUERY_TIMEZONE"),
+            valid(_matching, env, "LOOKER_CREDENTIALS_SECRET", _SECRET_VERSION, secret_what),
+            state_uri=None if local and not _value(env, "STATE_URI") else valid(_state_uri, env),
+            log_name=valid(_matching, env, "LOG_NAME", _LOG_ID, "a log ID of letters, digits, '_', '-', '.', '/'",
+                           default=DEFAULT_LOG_NAME),
+            streams=valid(_streams, env),
+            history_log_name=valid(_matching, env, "HISTORY_LOG_NAME", _LOG_ID,
+                                   "a log ID of letters, digits, '_', '-', '.', '/'", default=DEFAULT_HISTORY_LOG_NAME),
+            history_max_running_minutes=valid(_integer, env, "HISTORY_MAX_RUNNING_MINUTES", 60, 1, 24 * 60),
+            history_include_own_queries=valid(_boolean, env, "HISTORY_INCLUDE_OWN_QUERIES", False),
+            initial_lookback_minutes=valid(_integer, env, "INITIAL_LOOKBACK_MINUTES", 10, 1, 60 * 24 * 30),
+            settle_seconds=valid(_integer, env, "SETTLE_SECONDS", 60, 0, 3600),
+            looker_verify_ssl=valid(_boolean, env, "LOOKER_VERIFY_SSL", True),
+            looker_timeout_seconds=valid(_integer, env, "LOOKER_TIMEOUT_SECONDS", 120, 1, 3600),
+            page_size=valid(_integer, env, "PAGE_SIZE", 5000, 1, 50_000),
+            write_batch_entries=valid(_integer, env, "WRITE_BATCH_ENTRIES", 1000, 1, 1000),  # 2 in flight: ≤ 2,000
+            run_budget_seconds=valid(_integer, env, "RUN_BUDGET_SECONDS", 480, 10, 3600),
+            max_message_age_seconds=valid(_integer, env, *_MAX_MESSAGE_AGE),
+            retry_initial_seconds=valid(_number, env, "RETRY_INITIAL_SECONDS", 1.0, 0.01, 30.0),
+            logging_emulator_host=valid(_host_port, env, "LOGGING_EMULATOR_HOST"),
+            secret_manager_emulator_host=valid(_host_port, env, "SECRET_MANAGER_EMULATOR_HOST"),
+            looker_query_timezone=valid(_time_zone, env, "LOOKER_QUERY_TIMEZONE"),
             storage_emulator_host=env.get("STORAGE_EMULATOR_HOST") or None,
         )
+        if problems:
+            raise ConfigError("\n".join(problems))
+        return cls(**values, notes=tuple(notes))  # type: ignore[arg-type]
 
     @classmethod
     def max_message_age(cls, env: Mapping[str, str]) -> int:
@@ -154,15 +185,29 @@ def _project(env: Mapping[str, str]) -> str:
     return _matching(env, "GOOGLE_CLOUD_PROJECT", _PROJECT_ID, "a Google Cloud project ID")
 
 
-def _base_url(env: Mapping[str, str]) -> str:
-    name = "LOOKER_BASE_URL"
-    value = _required(env, name, "the Looker URL, e.g. https://example.looker.com")
+def _base_url(env: Mapping[str, str], notes: list[str],
+              looker_ini: Mapping[str, str] | None) -> tuple[str, str]:
+    """The instance URL and where it came from; one ending in /api/4.0 is cut back to the instance, with a note."""
+    name, value = "LOOKER_BASE_URL", _value(env, "LOOKER_BASE_URL")
+    if value is None and looker_ini is not None:
+        if _value(env, SDK_BASE_URL):
+            name, value = SDK_BASE_URL, _value(env, SDK_BASE_URL)
+        elif (looker_ini.get("base_url") or "").strip():
+            name, value = "base_url in looker.ini", looker_ini["base_url"].strip()
+    if value is None:
+        also = f" (a local run also takes {SDK_BASE_URL}, or base_url in looker.ini)" if looker_ini is not None else ""
+        raise ConfigError(f"LOOKER_BASE_URL is not set: it must be the Looker URL, e.g. https://example.looker.com"
+                          f"{also}")
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise ConfigError(f"{name}={value!r} is invalid: it must be a URL like https://example.looker.com")
     if parts.query or parts.fragment or parts.path.strip("/") not in ("", "api/4.0"):
         raise ConfigError(f"{name}={value!r} is invalid: give the instance URL only, e.g. https://example.looker.com")
-    return f"{parts.scheme}://{parts.netloc}"
+    base = f"{parts.scheme}://{parts.netloc}"
+    if parts.path.strip("/"):
+        notes.append(f"{name} ends in /{parts.path.strip('/')}: using {base}, the instance URL (the exporter adds "
+                     "/api/4.0 itself); set it to that to silence this note")
+    return base, name
 
 
 def _state_uri(env: Mapping[str, str]) -> str:

@@ -40,10 +40,17 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(entry, default=str, ensure_ascii=False))
 
 
-def configure(stream: TextIO = sys.stdout, level: int = logging.INFO) -> None:
-    """Send every log record to ``stream`` as JSON; quiet the chatty client libraries."""
+class PlainFormatter(logging.Formatter):
+    """``warning: message`` for a person at a terminal (``check``), secrets masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
+def configure(stream: TextIO = sys.stdout, level: int = logging.INFO, *, plain: bool = False) -> None:
+    """Send every log record to ``stream`` as JSON (or plain text); quiet the chatty client libraries."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(PlainFormatter() if plain else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -11,23 +11,22 @@ function runs once per instance (``looker.reader.Instance.prepare``), so both fa
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exceptions
 
+from . import logs
 from .config import Config
-from .credentials import CredentialsError, LookerCredentials
+from .credentials import CredentialsError, LookerCredentials, SecretManagerUnreachable
 from .entries.head import RESOURCE_TYPE, SERVICE_NAME
 from .looker import explores
 from .looker.client import LookerError, LookerUnavailable
 from .looker.reader import LookerSource
 from .sink import logging_client
-from .state import FileStateStore, GcsStateStore, StateError, sibling_uri, state_store
+from .state import StateError, StateUnwritable, state_store
 from .wiring import build_source
 
 #: Looker Standard includes "up to 1,000 query-based API calls per month, along with 1,000 administrative API
@@ -48,6 +47,8 @@ class Check:
     fix: str = ""
     #: An advisory check (the query budget: the edition is not known) never fails the command.
     required: bool = True
+    #: Not run because a check it needs failed: neither passed nor failed.
+    skipped: bool = False
 
 
 def render(checks: Iterable[Check]) -> str:
@@ -55,10 +56,20 @@ def render(checks: Iterable[Check]) -> str:
     lines = []
     for check in checks:
         advisory = "" if check.required else " (advisory)"
-        lines.append(f"{'✓' if check.ok else '✗'} {check.name}{advisory}: {check.detail}")
-        if not check.ok and check.fix:
+        mark = "-" if check.skipped else "✓" if check.ok else "✗"
+        lines.append(f"{mark} {check.name}{advisory}: {check.detail}")
+        if not check.ok and not check.skipped and check.fix:
             lines.append(f"    fix: {check.fix}")
     return "\n".join(lines)
+
+
+def tally(checks: Iterable[Check]) -> str:
+    """The closing line when a required check failed: failed and not run, counted apart."""
+    required = [check for check in checks if check.required and not check.ok]
+    failed = sum(not check.skipped for check in required)
+    skipped = len(required) - failed
+    line = f"{failed} required check{'s' * (failed != 1)} failed"
+    return line + (f"; {skipped} not run until {'they pass' if failed != 1 else 'it passes'}." if skipped else ".")
 
 
 def passed(checks: Iterable[Check]) -> bool:
@@ -73,9 +84,18 @@ def run_checks(config: Config, *, credentials: LookerCredentials | None = None,
     source = build_source(config, credentials=credentials, credentials_source=credentials_source)
     checks.extend(_looker_checks(config, source))
     checks.append(_budget(config, schedule))
-    checks.append(_logging(config))
-    checks.append(_cursor(config))
+    checks.append(_guarded("Cloud Logging write", _logging, config))
+    checks.append(_guarded("Cursor location", _cursor, config))
     return checks
+
+
+def _guarded(name: str, check: Callable[[Config], Check], config: Config) -> Check:
+    """Run one check; a failure nobody foresaw is its ✗ line, never a traceback that hides the other lines."""
+    try:
+        return check(config)
+    except Exception as exc:  # every check must print its line
+        return Check(name, False, f"{exc.__class__.__name__}: {logs.redact(str(exc))}",
+                     "an unexpected failure: please report it with this line")
 
 
 def _looker_checks(config: Config, source: LookerSource) -> list[Check]:
@@ -85,7 +105,7 @@ def _looker_checks(config: Config, source: LookerSource) -> list[Check]:
     try:
         source.client.credentials()
         checks.append(Check("Credentials", True, f"{where} is readable and holds a client_id and client_secret"))
-    except CredentialsError as exc:
+    except (CredentialsError, SecretManagerUnreachable) as exc:
         checks.append(Check("Credentials", False, str(exc), "see the message; the payload must be "
                             '{"client_id": "...", "client_secret": "..."}'))
         return checks + _not_run(config, "the credentials cannot be read")
@@ -147,7 +167,7 @@ def _fields(source: LookerSource, explore: str, deadline: float) -> Check:
 def _not_run(config: Config, why: str) -> list[Check]:
     names = ["API user", "System Activity query", *(f"Fields of {explore}" for stream in config.streams
                                          for explore in explores.STREAM_EXPLORES[stream]), "Time zone"]
-    return [Check(name, False, f"not run: {why}", "fix the check above first") for name in names]
+    return [Check(name, False, f"not run: {why}", skipped=True) for name in names]
 
 
 # ------------------------------------------------------------------------------------------ query budget
@@ -241,44 +261,25 @@ def _logging(config: Config) -> Check:
 
 
 # ------------------------------------------------------------------------------------------ the cursor
-def probe_uri(state_uri: str) -> str:
-    """A new object beside the cursor, never the name of a cursor (``state.json``, ``backfill-*.json``)."""
-    return sibling_uri(state_uri, f"preflight-probe-{uuid.uuid4().hex}.json")
-
-
 def _cursor(config: Config) -> Check:
+    """The cursor is read, and a probe beside it is created and deleted again (what every run does first)."""
     name = "Cursor location"
     if config.state_uri is None:
         return Check(name, True, "STATE_URI is not set: this local run keeps no cursor")
     emulator = bool(config.storage_emulator_host)
     try:
-        stored, _ = state_store(config.state_uri, config.project, emulator=emulator,
-                                retry_initial_seconds=config.retry_initial_seconds).load()
+        store = state_store(config.state_uri, config.project, emulator=emulator,
+                            retry_initial_seconds=config.retry_initial_seconds)
+        stored, _ = store.load()
+        store.probe()
+    except StateUnwritable as exc:
+        return Check(name, False, exc.cause, exc.fix)
     except StateError as exc:
-        return Check(name, False, str(exc), "create the bucket, or grant the function's service account "
-                                           "roles/storage.objectUser on it (Terraform does)")
+        return Check(name, False, str(exc), "check that the bucket or folder exists and that this identity may "
+                                           "write there, then check again")
     except auth_exceptions.DefaultCredentialsError:
         return Check(name, False, "no Google credentials found",
                      "run `gcloud auth application-default login`, or run check as the function's service account")
-    probe = probe_uri(config.state_uri)
-    store = state_store(probe, config.project, emulator=emulator, retry_initial_seconds=config.retry_initial_seconds)
-    try:
-        store.save(b'{"probe": "looker_audit_export check; safe to delete"}', 0)  # only if the name is free
-    except StateError as exc:
-        return Check(name, False, f"the cursor can be read but not written: {exc}",
-                     "grant the function's service account roles/storage.objectUser on the bucket (Terraform does)")
-    try:
-        _delete(store)
-    except (gexc.GoogleAPIError, OSError) as exc:
-        return Check(name, False, f"the probe {probe} was written but could not be deleted: {exc}",
-                     f"delete {probe} by hand, and grant storage.objects.delete on the bucket")
     state = "no cursor yet, the first run starts it" if stored is None else "a cursor is there"
     return Check(name, True, f"{config.state_uri} is readable ({state}); a probe beside it was written and "
-                             "deleted again")
-
-
-def _delete(store: Any) -> None:
-    if isinstance(store, GcsStateStore):
-        store.bucket.blob(store.blob_name).delete(timeout=30)
-    elif isinstance(store, FileStateStore):
-        Path(store.path).unlink()
+                             "deleted again, as every run does before it sends")

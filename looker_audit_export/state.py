@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,6 +15,8 @@ from typing import Any, Protocol
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[attr-defined]
+
+from .errors import NeedsFix
 
 _STALE_LOCK_SECONDS = 120
 _STORAGE_TIMEOUT_SECONDS = 30
@@ -24,6 +29,20 @@ class StateError(RuntimeError):
 
 class StateConflict(StateError):
     """Another run moved the cursor since this run read it."""
+
+
+class StateUnwritable(StateError, NeedsFix):
+    """The cursor cannot be stored until someone fixes the store (read-only, permission, missing bucket)."""
+
+    def __init__(self, what: str, cause: str, fix: str, *, before_sending: bool = False) -> None:
+        super().__init__(f"{what}: {cause}; fix: {fix}" + (f". {NOTHING_SENT}" if before_sending else ""))
+        self.cause, self.fix = f"{what}: {cause}", fix
+
+
+#: Said after every StateUnwritable: why a run stops before sending anything.
+NOTHING_SENT = ("Nothing is sent to Cloud Logging until the cursor can be saved: entries sent without a cursor "
+                "behind them would be sent, stored and billed again by every later run")
+_PERMISSION = re.compile(r"Permission '([a-z.]+)' denied")
 
 
 @dataclass
@@ -109,6 +128,9 @@ class StateStore(Protocol):
     def save(self, data: bytes, token: int, *, deadline: float | None = None) -> int:
         """Store ``data`` if the version is still ``token``; return the new token or raise StateConflict."""
 
+    def probe(self, *, deadline: float | None = None) -> None:
+        """Prove that a save could succeed now, changing nothing; raise StateUnwritable naming the cause."""
+
 
 class GcsStateStore:
     """Cursor in a GCS object; the object generation is the precondition.
@@ -144,9 +166,9 @@ class GcsStateStore:
                                           retry=retry)
         except gexc.PreconditionFailed:
             raise StateConflict(f"The cursor at {self.uri} changed while it was read") from None
-        except gexc.Forbidden:
-            raise StateError(f"Permission denied reading {self.uri}: grant the function's service account "
-                             "object read/write on that bucket") from None
+        except gexc.Forbidden as exc:
+            raise StateUnwritable(f"The cursor at {self.uri} cannot be read", self._cause(exc),
+                                  self._fix(exc), before_sending=True) from None
         except (gexc.GoogleAPIError, OSError) as exc:
             raise StateError(f"The cursor at {self.uri} could not be read: {_describe(exc)}") from None
         return data, generation
@@ -159,12 +181,55 @@ class GcsStateStore:
         except gexc.PreconditionFailed:
             raise StateConflict(f"Another run moved the cursor at {self.uri}; this run's cursor was not "
                                 "stored (its entries were written: the next run sends them again)") from None
-        except gexc.Forbidden:
-            raise StateError(f"Permission denied writing {self.uri}: grant the function's service account "
-                             "object read/write on that bucket") from None
+        except (gexc.Forbidden, gexc.NotFound) as exc:
+            raise StateUnwritable(f"The cursor at {self.uri} cannot be saved", self._cause(exc),
+                                  self._fix(exc)) from None
         except (gexc.GoogleAPIError, OSError) as exc:
             raise StateError(f"The cursor at {self.uri} could not be written: {_describe(exc)}") from None
         return int(blob.generation or token + 1)
+
+    def probe(self, *, deadline: float | None = None) -> None:
+        """Prove that the cursor can be saved: create a new object beside it, then delete it.
+
+        The two need ``storage.objects.create`` and ``storage.objects.delete``, what replacing the cursor
+        needs (https://cloud.google.com/storage/docs/access-control/iam-json); a new name each time, so the
+        one-write-per-second limit of an object name never applies. Raise StateUnwritable with the cause.
+        """
+        folder, _, _ = self.blob_name.rpartition("/")
+        name = f"{folder}/" * bool(folder) + f".probe-{uuid.uuid4().hex}.json"
+        blob = self.bucket.blob(name)
+        retry = self._retry(deadline)
+        try:
+            blob.upload_from_string(_PROBE_BODY, content_type="application/json", if_generation_match=0,
+                                    timeout=_STORAGE_TIMEOUT_SECONDS, retry=retry)
+        except (gexc.Forbidden, gexc.NotFound) as exc:
+            raise StateUnwritable(f"The cursor at {self.uri} cannot be saved", self._cause(exc), self._fix(exc),
+                                  before_sending=True) from None
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise StateError(f"The cursor at {self.uri} could not be checked before sending: {_describe(exc)}. "
+                             f"{NOTHING_SENT}") from None
+        try:
+            blob.delete(timeout=_STORAGE_TIMEOUT_SECONDS, retry=retry)
+        except (gexc.Forbidden, gexc.NotFound) as exc:
+            raise StateUnwritable(f"The cursor at {self.uri} cannot be replaced",
+                                  f"{self._cause(exc)} (the probe gs://{self.bucket.name}/{name} was created but not "
+                                  "deleted: delete it by hand)", self._fix(exc), before_sending=True) from None
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise StateError(f"The probe gs://{self.bucket.name}/{name} beside the cursor could not be deleted: "
+                             f"{_describe(exc)}. {NOTHING_SENT}") from None
+
+    def _cause(self, exc: gexc.GoogleAPIError) -> str:
+        if isinstance(exc, gexc.NotFound):
+            return f"the bucket gs://{self.bucket.name} does not exist"
+        permission = _PERMISSION.search(str(exc))
+        return f"permission denied ({permission.group(1) if permission else 'HTTP 403'} on gs://{self.bucket.name})"
+
+    def _fix(self, exc: gexc.GoogleAPIError) -> str:
+        if isinstance(exc, gexc.NotFound):
+            return ("create the bucket (terraform apply creates it and keeps it), or correct STATE_URI; an export "
+                    "started on a new bucket starts over from INITIAL_LOOKBACK_MINUTES ago")
+        return (f"grant the function's service account roles/storage.objectUser on gs://{self.bucket.name} "
+                "(terraform apply grants it)")
 
 
 class FileStateStore:
@@ -187,6 +252,25 @@ class FileStateStore:
         return stored, _generation(stored)
 
     def save(self, data: bytes, token: int, *, deadline: float | None = None) -> int:
+        try:
+            return self._save(data, token)
+        except StateError:
+            raise
+        except OSError as exc:
+            raise StateUnwritable(f"The cursor at {self.uri} cannot be saved", *_file_cause(exc, self.path)) from None
+
+    def probe(self, *, deadline: float | None = None) -> None:
+        """Prove that the cursor can be saved: create a file beside it (as a save's lock file), then remove it."""
+        probe = self.path.with_name(f".{self.path.name}.probe-{uuid.uuid4().hex}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(_PROBE_BODY)
+            probe.unlink()
+        except OSError as exc:
+            raise StateUnwritable(f"The cursor at {self.uri} cannot be saved", *_file_cause(exc, self.path),
+                                  before_sending=True) from None
+
+    def _save(self, data: bytes, token: int) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._acquire()
         try:
@@ -210,6 +294,26 @@ class FileStateStore:
                 raise StateConflict(f"Another run holds {self.lock}; this run's cursor was not stored") from None
             self.lock.unlink(missing_ok=True)  # left by a killed run
             self._acquire()
+
+
+_PROBE_BODY = b'{"probe": "looker_audit_export: proves the cursor can be saved; safe to delete"}'
+
+
+def _file_cause(exc: OSError, path: Path) -> tuple[str, str]:
+    """Why a local cursor cannot be written, and the fix."""
+    folder = path.parent
+    if exc.errno == errno.EROFS:
+        return (f"the folder {folder} is on a read-only file system",
+                "mount it read-write, or point STATE_URI at a writable folder")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (f"permission denied in {folder}",
+                "let the user running the exporter write there, or point STATE_URI at a folder it may write")
+    if exc.errno in (errno.ENOTDIR, errno.ENOENT, errno.EEXIST):
+        return (f"the folder {folder} cannot be created: part of the path is a file",
+                "point STATE_URI at a file in a folder")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left for {path}", "free some space on that disk"
+    return str(exc.strerror or exc), "point STATE_URI at a writable local folder"
 
 
 def _generation(stored: bytes) -> int:
@@ -240,6 +344,9 @@ class MemoryStateStore:
     def save(self, data: bytes, token: int, *, deadline: float | None = None) -> int:
         self.data = data
         return token
+
+    def probe(self, *, deadline: float | None = None) -> None:
+        """Memory can always be written."""
 
 
 def sibling_uri(state_uri: str, name: str) -> str:
