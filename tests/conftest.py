@@ -164,6 +164,25 @@ FAULT_COUNTS: list[dict[str, Any]] = []
 FAULT_COLUMNS = ("fault", "expected", "found", "stored_twice", "placeholders", "shrunk", "runs")
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, a worker hands its rows of the fault table to the controller, which prints it."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["fault_counts"] = json.dumps(FAULT_COUNTS)
+
+
+class _CollectFaultCounts:
+    """The controller's side: the rows of every worker, as each finishes (pytest-xdist's own hook)."""
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        FAULT_COUNTS.extend(json.loads(getattr(node, "workeroutput", {}).get("fault_counts", "[]")))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_CollectFaultCounts(), "fault-counts")
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Print the fault table (events expected, found, stored twice, placeholders) after the run."""
     if not FAULT_COUNTS:

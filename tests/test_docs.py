@@ -407,7 +407,8 @@ def test_the_docs_show_the_commands_a_user_needs() -> None:
     assert ["scripts/demo.sh"] in readme and ["scripts/test.sh"] in readme
 
 
-@pytest.mark.parametrize(("page", "words"), all_commands(), ids=lambda value: " ".join(value)[:60])
+@pytest.mark.parametrize(("page", "words"), all_commands(),
+                         ids=lambda value: value if isinstance(value, str) else " ".join(value)[:60])
 def test_each_command_in_the_docs_is_checked(page: str, words: list[str]) -> None:
     while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
         name = words.pop(0).split("=", 1)[0]

@@ -99,7 +99,7 @@ def test_a_bad_history_include_own_queries_is_named(stack: Stack) -> None:
 
 def test_the_api_user_unreadable_fails_the_run_before_any_write_then_recovers(stack: Stack) -> None:
     stack.looker.inject(503, path_contains="/api/4.0/user", times=6)  # every attempt of the run
-    exporter = stack.exporter()
+    exporter = stack.exporter(RETRY_INITIAL_SECONDS="0.05")  # the same 6 attempts, without 30 s of backoff
     with pytest.raises(ExportError, match=r"HTTP 503.*giving up after 6 attempts"):
         exporter.run()
     assert stack.logging.stats()["write_calls"] == 0 and stack.cursor_id() is None
