@@ -162,11 +162,14 @@ TEST_ENV = {"TFSTANDIN": "tests/test_terraform_plan.py"}
 
 
 def env_name_known(name: str) -> None:
-    """A variable the docs set is one the exporter reads (config.py), the docs' own PROJECT_ID, or a test's."""
+    """A variable the docs set is one the exporter reads (config.py), the docs' own PROJECT_ID, a test's, or
+    the test command's (scripts/test.sh)."""
     if name in TEST_ENV:
         assert f'"{name}"' in (ROOT / TEST_ENV[name]).read_text(encoding="utf-8"), name
         return
-    assert name == "PROJECT_ID" or f'"{name}"' in CONFIG_SOURCE, f"{name} is not a variable the exporter reads"
+    known = name == "PROJECT_ID" or f'"{name}"' in CONFIG_SOURCE
+    known = known or "${" + name + ":-" in (ROOT / "scripts" / "test.sh").read_text()
+    assert known, f"{name} is not a variable the exporter or the test command reads"
 
 
 def check_python(args: list[str]) -> None:
@@ -209,7 +212,8 @@ def check_script(name: str) -> Callable[[list[str]], None]:
         elif name == "scripts/bootstrap.sh":
             assert not args
         elif name == "scripts/test.sh":
-            assert not args
+            assert '"$@"' in path.read_text(), "test.sh hands its arguments to pytest"
+            assert all((ROOT / arg).is_file() for arg in args if not arg.startswith("-")), args
             assert "exec scripts/test.sh" in (ROOT / ".ci" / "run").read_text(), "CI runs the README's command"
         elif name == "scripts/lock.sh":
             assert '"$@"' in path.read_text(), "lock.sh hands its arguments to pip-compile"
