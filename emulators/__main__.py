@@ -47,6 +47,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-store-entries", action="store_true", help="count log entries without keeping them")
     parser.add_argument("--looker-timezone", metavar="ZONE", default=None,
                         help="turn Looker's user time zones off: every query runs in ZONE, query_timezone ignored")
+    parser.add_argument("--looker-runs-in", metavar="ZONE", default=None,
+                        help="with --looker-timezone: queries really run in ZONE, not the zone the settings report")
+    parser.add_argument("--looker-unconverted", metavar="ZONE", default=None,
+                        help="show System Activity times unconverted, in the system time zone ZONE (filters are "
+                             "still read in the query's zone)")
     parser.add_argument("--looker-settings-forbidden", action="store_true",
                         help="answer GET /api/4.0/setting with 403, as for an API user without admin rights")
     parser.add_argument("--looker-lack-field", metavar="FIELD", action="append", default=[],
@@ -79,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         per_row_latency_seconds=args.looker_row_latency_us / 1e6,
     )
     if args.looker_timezone:
-        looker.set_time_zones(False, args.looker_timezone)
+        looker.set_time_zones(False, args.looker_timezone, runs_in=args.looker_runs_in)
+    looker.show_unconverted(args.looker_unconverted)
     looker.forbid_settings(args.looker_settings_forbidden)
     for name in args.looker_lack_field:
         looker.lack_field(name)

@@ -457,6 +457,10 @@ def _history_fields(d: SystemActivity) -> dict[str, FieldSpec]:
     def user_attr(name: str) -> Getter:
         return lambda i: getattr(u, name) if (u := d.users.get(h.user_id[i])) else None
 
+    def user_id(i: int) -> int | None:  # the API user is a Looker user even when the data leaves it out
+        number = h.user_id[i]
+        return number if number in d.users or number in h.account_ids else None
+
     def runtime(i: int) -> float | None:
         value = h.runtime[i]
         return None if value != value else value  # NaN: still running
@@ -483,7 +487,8 @@ def _history_fields(d: SystemActivity) -> dict[str, FieldSpec]:
         "query.id": FieldSpec("number", h.query_id.__getitem__),
         "query.model": FieldSpec("string", lambda i: h.query_kinds[h.query_kind[i]][0]),
         "query.view": FieldSpec("string", lambda i: h.query_kinds[h.query_kind[i]][1]),
-        "user.id": FieldSpec("number", user_attr("id")),
+        "query.formatted_filters": FieldSpec("string", h.filters.get),
+        "user.id": FieldSpec("number", user_id),
         "user.email": FieldSpec("string", user_attr("email")),
         "user.name": FieldSpec("string", user_attr("name")),
     }
@@ -528,7 +533,11 @@ class _Plan:
     filters: list[tuple[str, Filter]]
     sorts: list[tuple[str, bool]]  # (field, descending)
     limit: int | None
+    #: The zone filters are read in (the query's zone).
     tz: ZoneInfo
+    #: The zone datetimes are shown in: the query's zone, or the system zone when System Activity shows its
+    #: times unconverted (``LookerEmulator.show_unconverted``).
+    display_tz: ZoneInfo
 
     def cache_key(self) -> str:
         return json.dumps(
@@ -539,6 +548,7 @@ class _Plan:
                 self.sorts,
                 self.limit,
                 str(self.tz),
+                str(self.display_tz),
             ]
         )
 
@@ -551,6 +561,9 @@ class QueryEngine:
         self.default_tz = ZoneInfo(default_timezone)
         #: The instance zone every query runs in while user time zones are off (``query_timezone`` ignored).
         self.forced_tz: ZoneInfo | None = None
+        #: The system time zone System Activity's times are shown in, unconverted, whatever the query's zone
+        #: (None: converted to the query's zone).
+        self.system_tz: ZoneInfo | None = None
         self.views = {
             "event": _event_fields(data),
             "event_attribute": _attribute_fields(data),
@@ -599,6 +612,7 @@ class QueryEngine:
             self._sorts(query, fields, specs),
             self._limit(limit if limit is not None else query.get("limit")),
             tz,
+            self.system_tz or tz,
         )
 
     @staticmethod
@@ -675,7 +689,7 @@ class QueryEngine:
         values = []
         for name in plan.fields:
             column = list(map(specs[name].get, rows))
-            fmt = _formatter(specs[name].type, plan.tz)
+            fmt = _formatter(specs[name].type, plan.display_tz)
             if fmt is not None:
                 column = [None if value is None else fmt(value) for value in column]
             values.append(column)
@@ -767,6 +781,7 @@ class LookerEmulator(HttpServed):
         api_user_id: int = API_USER_ID,
         allow_user_timezones: bool = True,
         instance_timezone: str = "UTC",
+        record_queries: bool = True,
     ):
         self.data = data
         #: The Looker user the client_id / client_secret pair belongs to (what ``GET /api/4.0/user`` answers).
@@ -788,6 +803,10 @@ class LookerEmulator(HttpServed):
         self._duplicated: set[int] = set()
         self._stats = {"logins": 0, "query_calls": 0, "rows_returned": 0, "cache_hits": 0}
         self._settings_forbidden = False
+        self._settings_status = 403
+        #: Record every query run in the History explore, with the API user's id, as Looker does.
+        self.record_queries = record_queries
+        data.history.account_ids.add(api_user_id)
         self.set_time_zones(allow_user_timezones, instance_timezone)
 
     # ------------------------------------------------------------ lifecycle
@@ -875,21 +894,37 @@ class LookerEmulator(HttpServed):
                 self._duplicated.add(event_id)
             self._cache.clear()
 
-    def set_time_zones(self, allow_user_timezones: bool, instance_timezone: str) -> None:
+    def set_time_zones(self, allow_user_timezones: bool, instance_timezone: str, *,
+                       runs_in: str | None = None) -> None:
         """The admin's time zone settings (``Setting.allow_user_timezones``, ``Setting.timezone``).
 
         With user time zones off every query runs in ``instance_timezone``, its ``query_timezone`` ignored
-        (https://cloud.google.com/looker/docs/using-time-zone-settings).
+        (https://cloud.google.com/looker/docs/using-time-zone-settings). ``runs_in`` models the reading no
+        document rules out: queries really run in another zone than the one ``GET /setting`` reports.
         """
-        zone = ZoneInfo(instance_timezone)
+        zone = ZoneInfo(runs_in or instance_timezone)
         with self._lock:
             self.allow_user_timezones, self.instance_timezone = allow_user_timezones, instance_timezone
             self.engine.forced_tz = None if allow_user_timezones else zone
             self._cache.clear()
 
-    def forbid_settings(self, forbidden: bool = True) -> None:
-        """Answer ``GET /api/4.0/setting`` with 403, as Looker does for an API user without admin rights."""
+    def show_unconverted(self, system_timezone: str | None) -> None:
+        """System Activity's times shown unconverted, in the instance's system time zone (None: converted to
+        the query's zone, as by default), while filters are still read in the query's zone.
+
+        A plain reading of "Using time zone settings": System Activity is stored in the system time zone and
+        adjusted with ``add_hours`` table calculations; ``convert_tz: no`` fields are "displayed in the database
+        time zone but filtered in the query time zone" (param-field-convert-tz).
+        """
+        with self._lock:
+            self.engine.system_tz = None if system_timezone is None else ZoneInfo(system_timezone)
+            self._cache.clear()
+
+    def forbid_settings(self, forbidden: bool = True, *, status: int = 403) -> None:
+        """Answer ``GET /api/4.0/setting`` with ``status`` (403, or 404 as Looker answers in several places
+        where it refuses access), as for an API user without admin rights."""
         self._settings_forbidden = forbidden
+        self._settings_status = status
 
     def lack_field(self, name: str, explore: str | None = None) -> None:
         """Serve the model without field ``name`` (in every explore, or one): metadata and queries alike."""
@@ -902,7 +937,7 @@ class LookerEmulator(HttpServed):
     def settings(self, fields: str | None) -> dict[str, Any]:
         """``GET /api/4.0/setting``: the time zone settings (only those asked for by ``fields``)."""
         if self._settings_forbidden:
-            raise ApiError(403, "Forbidden")
+            raise ApiError(self._settings_status, HTTPStatus(self._settings_status).phrase)
         doc = {"allow_user_timezones": self.allow_user_timezones, "timezone": self.instance_timezone}
         wanted = [name.strip() for name in fields.split(",")] if fields else list(doc)
         return {name: doc[name] for name in wanted if name in doc}
@@ -918,8 +953,7 @@ class LookerEmulator(HttpServed):
                           for field, spec in specs.items()]
         doc = {"id": f"{MODEL}::{name}", "name": name, "model_name": MODEL,
                "fields": {"dimensions": dimensions, "measures": [], "filters": [], "parameters": []}}
-        wanted = [part.strip() for part in fields.split(",")] if fields else list(doc)
-        return {key: doc[key] for key in wanted if key in doc}
+        return select(doc, fields)
 
     def stats(self) -> dict[str, int]:
         """Counters: logins, query_calls, rows_returned, cache_hits; sql_errors and me_calls once there are any."""
@@ -1035,6 +1069,7 @@ class LookerEmulator(HttpServed):
         failure = self._take_sql_error(plan.view)
         if failure is not None:  # never cached: the next run of the query may succeed
             message, after_rows = failure
+            self._record(query, plan.view, now, "error", None, message)
             return _json_bytes([*(self.engine.run(plan) if after_rows else ()), {"looker_error": message}])
         key = plan.cache_key()
         ttl = timedelta(seconds=CACHE_TTL_SECONDS[plan.view])
@@ -1058,7 +1093,21 @@ class LookerEmulator(HttpServed):
         delay = self.query_latency_seconds + self.per_row_latency_seconds * count
         if delay > 0:
             time.sleep(delay)
+        self._record(query, plan.view, now, "complete", "cache" if hit else "query", None)
         return body
+
+    def _record(self, query: dict[str, Any], view: str, started: datetime, status: str, result: str | None,
+                message: str | None) -> None:
+        """The query's row in the History explore, as Looker keeps one for every query run: the API user's
+        id, its start (in UTC, shown in the zone the switches imply, like every System Activity time), and
+        its filters as ``query.formatted_filters`` shows them."""
+        if not self.record_queries:
+            return
+        filters = query.get("filters") or {}
+        text = json.dumps(filters, ensure_ascii=False).replace(",", ", ") if filters else None
+        self.data.add_history(created=started, completed=max(started, self.clock()), source="api",
+                              status=status, user_id=self.api_user_id, result_source=result, message=message,
+                              model=MODEL, view=view, filters=text)
 
 
     def _tamper_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1074,6 +1123,46 @@ class LookerEmulator(HttpServed):
             if number in duplicated:
                 out.append(dict(row))
         return out
+
+
+def parse_fields(text: str) -> dict[str, Any]:
+    """A ``fields`` parameter as a tree: ``a,b(c,d(e))`` -> ``{"a": {}, "b": {"c": {}, "d": {"e": {}}}}``.
+
+    Looker answers only the named attributes, nested ones in parentheses (public clients ask for
+    ``fields(dimensions(name,type))``: googleapis/genai-toolbox ``internal/tools/looker/lookercommon``).
+    """
+    stack: list[dict[str, Any]] = [{}]
+    name = ""
+    for char in text + ",":
+        if char in ",()":
+            if name.strip():
+                stack[-1][name.strip()] = stack[-1].get(name.strip(), {})
+            if char == "(":
+                if not name.strip():
+                    raise ApiError(400, f"Invalid fields parameter {text!r}")
+                stack.append(stack[-1][name.strip()])
+            elif char == ")":
+                if len(stack) == 1:
+                    raise ApiError(400, f"Invalid fields parameter {text!r}")
+                stack.pop()
+            name = ""
+        else:
+            name += char
+    if len(stack) != 1:
+        raise ApiError(400, f"Invalid fields parameter {text!r}")
+    return stack[0]
+
+
+def select(doc: Any, fields: str | dict[str, Any] | None) -> Any:
+    """``doc`` cut to a ``fields`` selection (a list: each item cut); no selection: all of it."""
+    tree = parse_fields(fields) if isinstance(fields, str) else fields
+    if not tree:
+        return doc
+    if isinstance(doc, list):
+        return [select(item, tree) for item in doc]
+    if not isinstance(doc, dict):
+        return doc
+    return {key: select(doc[key], sub) for key, sub in tree.items() if key in doc}
 
 
 #: Looker's metadata type of each emulated field type (``LookmlModelExploreField.type``).

@@ -311,6 +311,9 @@ class QueryHistory:
         self.runtime = array("d")  # seconds, NaN while running
         self.result_source = array("b")  # index into HISTORY_RESULT_SOURCES or -1
         self.messages: dict[int, str] = {}  # row position -> error message
+        self.filters: dict[int, str] = {}  # row position -> the query's filters (query.formatted_filters)
+        #: Users that exist in Looker though the data's user table leaves them out (the API user).
+        self.account_ids: set[int] = set()
         self.dashboard_id = array("q")
         self.look_id = array("q")
         self.user_id = array("q")
@@ -589,6 +592,7 @@ class SystemActivity:
         view: str = "orders",
         id: int | None = None,
         id_gap: int = 1,
+        filters: str | None = None,
     ) -> int:
         """Append a query history row and return its id (default: the last id plus ``id_gap``).
 
@@ -619,6 +623,8 @@ class SystemActivity:
                 h.created_sorted = False
             if message is not None:
                 h.messages[len(h.ids)] = message
+            if filters is not None:
+                h.filters[len(h.ids)] = filters
             h.created.append(micros)
             h.completed.append(done)
             h.status.append(HISTORY_STATUSES.index(status))

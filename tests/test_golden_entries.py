@@ -93,7 +93,7 @@ def written(tmp_path: Path) -> Iterator[tuple[list[Any], dict[str, object], str]
            "HISTORY_MAX_RUNNING_MINUTES": "5"}  # the last rows still run at END: count them as finished
     try:
         exporter = build_exporter(Config.from_env(env))
-        exporter.clock = lambda: NOW
+        exporter.clock = exporter.source.clock = lambda: NOW  # the measurement reads the emulator's clock too
         summary = exporter.run()
         yield logging.received(), summary.as_dict(), Config.from_env(env).looker_host
     finally:
