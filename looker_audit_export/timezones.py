@@ -45,11 +45,20 @@ class TimeZoneError(ValueError):
 
 @dataclass(frozen=True)
 class TimeReading:
-    """How the instance reads filters and returns datetimes."""
+    """The zone System Activity's times are read in: expected (from the settings) or measured (``time_truth``)."""
 
     zone: str
     #: One line for the checklist and the logs, e.g. ``user time zones on: query_timezone UTC applies``.
     how: str
+    #: Once measured: the offset System Activity showed the exporter's own query at (``UTC-05:00``), and the
+    #: History row it was read from.
+    measured_offset: str | None = None
+    source: str | None = None
+    #: Whether Looker's settings were read (else ``LOOKER_QUERY_TIMEZONE`` stood in for them).
+    settings_read: bool = True
+    #: The instance's time zone as the settings name it (``Setting.timezone``), also when user time zones
+    #: are on: a customer-hosted instance's system zone is often the same.
+    settings_zone: str | None = None
 
     @property
     def converts(self) -> bool:
@@ -66,39 +75,45 @@ def zone_info(name: str) -> ZoneInfo:
 
 
 def effective_zone(allow_user_timezones: bool | None, instance_timezone: str | None, declared: str | None,
-                   *, forbidden: bool) -> TimeReading:
-    """Decide the zone from the instance's settings (or their absence) and ``LOOKER_QUERY_TIMEZONE``.
+                   *, forbidden: int | None) -> TimeReading:
+    """The zone the settings (or, when they cannot be read, ``LOOKER_QUERY_TIMEZONE``) lead to expect.
 
-    ``forbidden``: the settings could not be read (HTTP 403 for an API user without admin rights).
-    Raises TimeZoneError with one message naming the admin setting and the variable.
+    ``forbidden``: the HTTP status the settings were refused with (403 or 404 for an API user without admin
+    rights), else None. Raises TimeZoneError with one message naming the admin setting and the variable.
+    A variable that differs from readable settings is left to the measurement (``time_truth.decide``).
     """
-    if forbidden:
+    if forbidden is not None:
         if declared is None:
             raise TimeZoneError(
-                f"Looker would not tell this API user its time zone settings (HTTP 403 on GET /api/4.0/setting; "
-                f"that needs an admin), so times cannot be read safely. Either set {VARIABLE} to the zone Looker "
-                f"runs System Activity queries in: UTC when {ADMIN_SETTING.split(' (')[0]} is on, else the "
-                f"instance's time zone (e.g. America/New_York); or give the API user the admin role. "
+                f"Looker would not tell this API user its time zone settings (HTTP {forbidden} on GET "
+                f"/api/4.0/setting; that needs an admin), so times cannot be read safely. Either set {VARIABLE} to "
+                f"the zone Looker runs System Activity queries in: UTC when {ADMIN_SETTING.split(' (')[0]} is on, "
+                f"else the instance's time zone (e.g. America/New_York); or give the API user the admin role. "
                 f"See {TIMEZONE_DOC}")
         zone_info(declared)
-        return TimeReading(declared, f"settings not readable (HTTP 403): {VARIABLE}={declared} is taken as given")
+        return TimeReading(declared, f"settings not readable (HTTP {forbidden}): {VARIABLE}={declared} is expected",
+                           settings_read=False)
     if allow_user_timezones is None:
         raise TimeZoneError(f"Looker's settings did not say whether user time zones are on "
                             f"(allow_user_timezones); set {VARIABLE} and see {TIMEZONE_DOC}")
+    settings_zone = instance_timezone if instance_timezone and _is_zone(instance_timezone) else None
     if allow_user_timezones:
-        reading = TimeReading("UTC", "user time zones on: the query's query_timezone UTC applies")
-    else:
-        if not instance_timezone:
-            raise TimeZoneError(f"User time zones are off but Looker did not return its time zone; set "
-                                f"{VARIABLE} to the instance's time zone, or turn on {ADMIN_SETTING}")
-        zone_info(instance_timezone)
-        reading = TimeReading(instance_timezone, f"user time zones off: every query runs in the instance zone "
-                                                 f"{instance_timezone}; times are converted to UTC")
-    if declared is not None and declared != reading.zone:
-        raise TimeZoneError(
-            f"{VARIABLE}={declared} disagrees with Looker's settings ({reading.how}). Unset {VARIABLE}, or "
-            f"set it to {reading.zone}; see {TIMEZONE_DOC}")
-    return reading
+        return TimeReading("UTC", "user time zones on: the query's query_timezone UTC applies",
+                           settings_zone=settings_zone)
+    if not instance_timezone:
+        raise TimeZoneError(f"User time zones are off but Looker did not return its time zone; set "
+                            f"{VARIABLE} to the instance's time zone, or turn on {ADMIN_SETTING}")
+    zone_info(instance_timezone)
+    return TimeReading(instance_timezone, f"user time zones off: every query runs in the instance zone "
+                                          f"{instance_timezone}", settings_zone=instance_timezone)
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        zone_info(name)
+    except TimeZoneError:
+        return False
+    return True
 
 
 def local_bound(moment: datetime, zone: ZoneInfo, *, widen: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,11 +48,11 @@ def test_all_green_changes_nothing(stack: Stack) -> None:
     assert "user time zones on" in found["Time zone"]
     assert "240 runs a month" in found["Looker query budget"]
     assert result.stdout.rstrip().endswith("All required checks passed.")
-    # Nothing changed: no entry stored, no cursor, the probe deleted, one query call.
+    # Nothing changed: no entry stored, no cursor, the probe deleted, two query calls (the probe, the measurement).
     assert stack.logging.stats()["write_calls"] == 1 and stack.logging.entries() == []
     assert stack.cursor() == {} and stack.gcs.object_names(BUCKET) == []
     assert stack.gcs.stats()["deletes"] == 1
-    assert stack.looker.stats()["query_calls"] == 1 and stack.looker.stats()["me_calls"] == 1
+    assert stack.looker.stats()["query_calls"] == 2 and stack.looker.stats()["me_calls"] == 1
     assert CLIENT_SECRET not in result.stdout + result.stderr
 
 
@@ -90,9 +91,10 @@ def test_zone_locked_and_readable_says_times_are_converted(stack: Stack) -> None
     result = check({**stack.env, "EXPORT_STREAMS": "events,history"}, "--schedule", FITTING)
     assert result.returncode == 0, result.stdout
     found = lines(result)
-    assert "instance zone America/New_York; times are converted to UTC" in found["Time zone"]
+    assert "instance zone America/New_York; System Activity shows times at UTC-05:00" in found["Time zone"]
+    assert "they agree; times are converted from America/New_York" in found["Time zone"]
     assert found["Fields of history"] == "✓ Fields of history: all 16 fields the exporter uses exist"
-    assert "480 query calls (nothing new) to 960" in found["Looker query budget"]
+    assert "480 query calls (nothing new) to 1,200" in found["Looker query budget"]  # over Standard: advisory
 
 
 def test_settings_forbidden_without_the_variable_fails_with_the_functions_message(stack: Stack) -> None:
@@ -112,7 +114,8 @@ def test_settings_forbidden_with_the_variable_passes(stack: Stack) -> None:
     stack.looker.forbid_settings()
     result = check({**stack.env, "LOOKER_QUERY_TIMEZONE": "UTC"}, "--schedule", FITTING)
     assert result.returncode == 0, result.stdout
-    assert "LOOKER_QUERY_TIMEZONE=UTC is taken as given" in lines(result)["Time zone"]
+    assert "HTTP 403): LOOKER_QUERY_TIMEZONE=UTC is expected" in lines(result)["Time zone"]
+    assert "UTC+00:00" in lines(result)["Time zone"]
 
 
 def test_a_missing_required_field_fails_and_an_optional_one_does_not(stack: Stack) -> None:
@@ -153,3 +156,40 @@ def test_wrong_credentials_fail_the_login_and_skip_what_needs_it(stack: Stack, t
     # One failed; the six that need it are counted apart, not as failures.
     assert result.stdout.rstrip().endswith("1 required check failed; 6 not run until it passes.")
     assert CLIENT_SECRET not in result.stdout + result.stderr
+
+
+#: The three instances of issue 17 (see tests/test_looker_instance.py), each with the variable that settles it.
+INSTANCES = {
+    "unconverted UTC, settings New York": "UTC",
+    "unconverted Berlin, user zones on": "Europe/Berlin",
+    "runs in Los Angeles, settings New York": "America/Los_Angeles",
+}
+
+
+def configure(stack: Stack, case: str) -> None:
+    if case == "unconverted UTC, settings New York":
+        stack.looker.set_time_zones(False, "America/New_York")
+        stack.looker.show_unconverted("UTC")
+    elif case == "unconverted Berlin, user zones on":
+        stack.looker.set_time_zones(True, "UTC")
+        stack.looker.show_unconverted("Europe/Berlin")
+    else:
+        stack.looker.set_time_zones(False, "America/New_York", runs_in="America/Los_Angeles")
+
+
+@pytest.mark.parametrize("case", INSTANCES)
+def test_an_unexplained_time_reading_fails_with_the_measurement_and_the_fix(stack: Stack, case: str) -> None:
+    configure(stack, case)
+    result = check(stack.env, "--schedule", FITTING)
+    assert result.returncode == 1
+    found = lines(result)
+    assert found["Time zone"].startswith("✗ Time zone: ") and "System Activity shows times at UTC" in found["Time zone"]
+    assert "LOOKER_QUERY_TIMEZONE" in found["Time zone fix"]
+    with pytest.raises(ExportError) as failure:
+        stack.run()
+    row = re.compile(r"history\.id \d+")  # the function measured from its own query's row
+    assert row.sub("row", f"✗ Time zone: {failure.value}") == row.sub("row", found["Time zone"])  # one message
+    passing = check({**stack.env, "LOOKER_QUERY_TIMEZONE": INSTANCES[case]}, "--schedule", FITTING)
+    assert passing.returncode == 0, passing.stdout
+    line = lines(passing)["Time zone"]
+    assert f"LOOKER_QUERY_TIMEZONE={INSTANCES[case]} explains" in line and "measured from history.id" in line

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from conftest import Stack
 
+from emulators.looker import LookerEmulator
 from emulators.looker_data import SystemActivity
 from looker_audit_export.config import Config
 from looker_audit_export.export.run import Exporter
@@ -46,9 +48,25 @@ def around(change: datetime, *, step_minutes: int = 7) -> SystemActivity:
     return data
 
 
+#: The Looker emulator of the running test: its clock follows the exporter's (its History records each query
+#: at the emulator's time, and the exporter measures from it).
+LOOKER: list[LookerEmulator] = []
+
+
+@pytest.fixture(autouse=True)
+def _same_clock(request: pytest.FixtureRequest) -> Iterator[None]:
+    if "stack" in request.fixturenames:
+        LOOKER.append(request.getfixturevalue("stack").looker)
+    yield
+    LOOKER.clear()
+
+
 def at(exporter: Exporter, now: datetime, data: SystemActivity | None = None) -> Exporter:
-    """The exporter (and its Looker source) running at ``now``; ``data`` then shows only events before it."""
+    """The exporter (and its Looker source, and Looker) running at ``now``; ``data`` then shows only events
+    before it."""
     exporter.clock = exporter.source.clock = lambda: now
+    for looker in LOOKER:
+        looker.clock = lambda: now
     if data is not None:
         data.reveal_all()
         data.hide_after(max((e.id for e in data.events_after(-1) if e.created <= now), default=0))
@@ -145,7 +163,8 @@ def test_a_new_instance_in_the_second_pass_reads_the_rows_before_its_cursor(stac
     before_now = {number: moment for number, moment in true_times(stack).items()
                   if moment < FALL_BACK + timedelta(minutes=30)}
     assert written_times(stack) == before_now
-    assert stack.looker.stats()["query_calls"] - calls == 4  # page, the rows before the cursor, attributes, users
+    # page, the measurement (a cold start), the rows before the cursor, attributes, users
+    assert stack.looker.stats()["query_calls"] - calls == 5
 
 
 @pytest.mark.parametrize("data", [sparse_second_pass], indirect=True)
@@ -295,3 +314,143 @@ def test_a_query_completed_in_the_repeated_hour_is_placed_after_its_own_start() 
     assert convert_rows(rows, TIME_FIELDS, clocks, FALL_BACK + timedelta(hours=4), id_field="history.id") == 2
     assert rows[1]["history.created_time"] == "2026-11-01 05:50:00"
     assert rows[1]["history.completed_time"] == "2026-11-01 06:05:00"
+
+
+# ------------------------------------------------------------------ how System Activity shows time, measured
+#: Europe/Berlin leaves summer time on 2026-10-25 at 01:00 UTC (02:00-02:59 happens twice); London enters it
+#: on 2026-03-29 at 01:00 UTC.
+BERLIN_FALL_BACK = datetime(2026, 10, 25, 1, tzinfo=UTC)
+LONDON_SPRING = datetime(2026, 3, 29, 1, tzinfo=UTC)
+LOS_ANGELES = "America/Los_Angeles"
+
+
+def configure(stack: Stack, case: str) -> None:
+    """The three instances of issue 17, on the emulator's switches (no document rules any of them out)."""
+    if case == "unconverted UTC, settings New York":  # user time zones off; filters still in New York time
+        stack.looker.set_time_zones(False, NEW_YORK)
+        stack.looker.show_unconverted("UTC")
+    elif case == "unconverted Berlin, user zones on":  # a customer-hosted instance whose system zone is Berlin
+        stack.looker.set_time_zones(True, "UTC")
+        stack.looker.show_unconverted("Europe/Berlin")
+    else:  # "runs in Los Angeles, settings New York": filters and times in Los Angeles
+        stack.looker.set_time_zones(False, NEW_YORK, runs_in=LOS_ANGELES)
+
+
+CASES = {  # case: (the DST change inside the window, LOOKER_QUERY_TIMEZONE that settles it, measured then)
+    "unconverted UTC, settings New York": (FALL_BACK, "UTC", "UTC+00:00"),
+    "unconverted Berlin, user zones on": (BERLIN_FALL_BACK, "Europe/Berlin", "UTC+01:00"),
+    "runs in Los Angeles, settings New York": (FALL_BACK, LOS_ANGELES, "UTC-08:00"),
+}
+
+
+@pytest.mark.parametrize("data", [FALL_BACK, BERLIN_FALL_BACK], indirect=True, ids=["New York", "Berlin"])
+@pytest.mark.parametrize("case", CASES)
+def test_each_instance_without_the_variable_refuses_every_run_and_writes_nothing(stack: Stack, case: str,
+                                                                                  data: SystemActivity) -> None:
+    configure(stack, case)
+    change = min(event.created for event in data.events_after(-1)) + timedelta(hours=3)
+    for _ in range(2):  # a new instance each time: each measures and refuses the same way
+        with pytest.raises(ExportError) as refused:
+            at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600"), change + timedelta(hours=4)).run()
+        message = str(refused.value)
+        assert "System Activity shows times at UTC" in message and "LOOKER_QUERY_TIMEZONE" in message
+        assert "nothing was exported and the cursor did not move" in message
+        assert refused.value.summary.events_written == 0
+    assert written() == [] and stack.cursor() == {}
+
+
+@pytest.mark.parametrize("page_size", ["5000", "4"])
+@pytest.mark.parametrize(("case", "data"), [(case, change) for case, (change, _, _) in CASES.items()],
+                         indirect=["data"])
+def test_each_instance_with_the_variable_exports_every_event_once_at_its_true_time_across_the_dst_change(
+        stack: Stack, case: str, page_size: str, caplog: pytest.LogCaptureFixture) -> None:
+    change, variable, offset = CASES[case]
+    configure(stack, case)
+    exporter = at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600", PAGE_SIZE=page_size,
+                               LOOKER_QUERY_TIMEZONE=variable), change + timedelta(hours=4))
+    with caplog.at_level(logging.WARNING):
+        summary = exporter.run()
+    assert summary.caught_up
+    assert written_times(stack) == true_times(stack)
+    assert len(written()) == len(true_times(stack))  # each once
+    assert summary.time_reading is not None
+    assert summary.time_reading["zone"] == variable and summary.time_reading["measured_offset"] == offset
+    assert "the query it measured" in str(summary.time_reading["source"])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "explains" in r.getMessage()]
+    assert len(warnings) == 1 and variable in warnings[0] and offset in warnings[0]
+
+
+def measurements(stack: Stack) -> int:
+    """How many times the exporter measured: its queries on the History explore (the events stream reads none)."""
+    history = stack.data.history
+    return sum(1 for index in range(len(history)) if history.entry_at(index).view == "history")
+
+
+def test_a_warm_instance_measures_at_its_cold_start_and_again_after_a_dst_change_only(stack: Stack) -> None:
+    """User time zones off in New York, times converted as Looker documents: every ten minutes across the
+    fall-back, the instance measures once at its cold start and once after the change, and all is exact."""
+    stack.looker.set_time_zones(False, NEW_YORK)
+    exporter = new_exporter(stack, INITIAL_LOOKBACK_MINUTES="200", SETTLE_SECONDS="0")
+    now, counts = FALL_BACK - timedelta(minutes=45), []
+    while now < FALL_BACK + timedelta(hours=1, minutes=10):
+        at(exporter, now, stack.data).run()
+        counts.append(measurements(stack))
+        now += timedelta(minutes=10)
+    last = now - timedelta(minutes=10)
+    stack.data.reveal_all()
+    assert written_times(stack) == {k: v for k, v in true_times(stack).items() if v < last}
+    assert counts[0] == 1 and counts[-1] == 2  # the cold start, then the first run after the change
+    assert counts.index(2) == 5  # the run at 06:05 UTC, the first with rows after 06:00 UTC
+
+
+@pytest.mark.parametrize("data", [LONDON_SPRING], indirect=True)
+def test_a_zone_that_agreed_before_a_dst_change_is_refused_after_it_never_shifted(stack: Stack) -> None:
+    """Unconverted London times agree with UTC in winter: after London's spring change they show an hour
+    ahead; the instance sees rows after their own query, measures again and refuses every run."""
+    stack.looker.set_time_zones(True, NEW_YORK)
+    stack.looker.show_unconverted("Europe/London")
+    exporter = new_exporter(stack, INITIAL_LOOKBACK_MINUTES="200", SETTLE_SECONDS="0")
+    failures, now = 0, LONDON_SPRING - timedelta(minutes=25)
+    while now < LONDON_SPRING + timedelta(hours=1):
+        try:
+            at(exporter, now, stack.data).run()
+        except ExportError as exc:
+            assert "changed zone while this instance ran" in str(exc) or "UTC+01:00" in str(exc)
+            failures += 1
+        now += timedelta(minutes=10)
+    stack.data.reveal_all()
+    assert failures >= 5  # every run after the change
+    truth = true_times(stack)
+    last_before = LONDON_SPRING - timedelta(minutes=5)  # the last run before the change, at 00:55 UTC
+    assert written_times(stack) == {k: v for k, v in truth.items() if v < last_before}
+
+
+def test_settings_answered_404_refuse_without_the_variable_and_export_with_it(stack: Stack) -> None:
+    """The spec documents 404, not 403, on GET /setting; Looker answers 404 where it refuses access."""
+    stack.looker.set_time_zones(False, NEW_YORK)
+    stack.looker.forbid_settings(status=404)
+    with pytest.raises(ExportError, match=r"HTTP 404 on GET /api/4\.0/setting.*LOOKER_QUERY_TIMEZONE"):
+        at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600"), FALL_BACK + timedelta(hours=4)).run()
+    assert written() == [] and stack.cursor() == {}
+    summary = at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600", LOOKER_QUERY_TIMEZONE=NEW_YORK),
+                 FALL_BACK + timedelta(hours=4)).run()
+    assert written_times(stack) == true_times(stack)
+    assert summary.time_reading is not None and summary.time_reading["measured_offset"] == "UTC-05:00"
+
+
+def test_settings_answered_404_with_a_variable_the_measurement_contradicts_refuses(stack: Stack) -> None:
+    stack.looker.set_time_zones(False, NEW_YORK)
+    stack.looker.forbid_settings(status=404)
+    with pytest.raises(ExportError, match=r"System Activity shows times at UTC-05:00.*UTC\+00:00"):
+        at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600", LOOKER_QUERY_TIMEZONE="UTC"),
+           FALL_BACK + timedelta(hours=4)).run()
+    assert written() == []
+
+
+def test_an_instance_without_event_attribute_event_id_exports_every_event_with_its_attributes(
+        stack: Stack) -> None:
+    stack.looker.lack_field("event_attribute.event_id")
+    at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600"), FALL_BACK + timedelta(hours=4)).run()
+    entries = written()
+    assert len(entries) == len(true_times(stack)) and written_times(stack) == true_times(stack)
+    assert all(entry["protoPayload"]["response"]["attributes"]["type"] == "email" for entry in entries)

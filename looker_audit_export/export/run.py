@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ..config import Config
 from ..entries.repair import Repair
@@ -52,6 +53,15 @@ class _Span:
             default_start = window.since if window else now - timedelta(minutes=config.initial_lookback_minutes)
             since = parse_looker_time(position.not_before) or default_start
         return cls(since, until, upper)
+
+
+def _from(entries: Iterator[bytes | None], page: list[dict[str, Any]], since: datetime | None,
+          time_field: str) -> Iterator[bytes | None]:
+    """The page's entries, without those of rows created before ``since`` (the time filters are widened to be
+    safe in any zone, so the exact cut is made here, on each row's converted time); the cursor passes them."""
+    for entry, row in zip(entries, page, strict=True):
+        created = parse_looker_time(row.get(time_field)) if since is not None else None
+        yield None if created is not None and since is not None and created < since else entry
 
 
 def _count(summary: RunSummary, result: StreamSummary, fetched: Read) -> None:
@@ -120,6 +130,7 @@ class Exporter:
                 self._run_stream(stream, run, window, summary, stream_summary, on_page, reader, writer)
         finally:
             summary.query_calls = reader.submit(lambda: self.source.query_calls).result()  # the reader's count
+            summary.time_reading = self.source.reading_summary()
             reader.shutdown(wait=True, cancel_futures=True)
             writer.shutdown(wait=True, cancel_futures=True)
 
@@ -164,7 +175,8 @@ class Exporter:
                     pending = reader.submit(self._read, stream, span, run, max(ids), frozenset(stream.users))
                 _count(summary, result, fetched)
                 if fetched.page:
-                    sender.send(stream.entries(fetched), fetched.row_ids)
+                    sender.send(_from(stream.entries(fetched), fetched.page, span.since, stream.explore.time_field),
+                                fetched.row_ids)
                 newest = max((t for t in (parse_looker_time(r.get(stream.explore.time_field)) for r in fetched.page)
                               if t), default=None)
                 if newest is not None:

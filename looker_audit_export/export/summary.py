@@ -56,6 +56,8 @@ class RunSummary:
     caught_up: bool = False
     error: str | None = None
     streams: dict[str, StreamSummary] = field(default_factory=dict)
+    #: How System Activity showed time, as measured: ``zone``, ``measured_offset``, ``source``.
+    time_reading: dict[str, str | None] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,7 +4,8 @@ export relies on and which it can do without, and the explores each stream reads
 Pure; knows nothing of the SDK, entries or the export.
 
 An explore's real fields come from the metadata call ``lookml_model_explore("system__activity", explore,
-fields="fields")`` (``GET /api/4.0/lookml_models/{model}/explores/{explore}``, looker_sdk
+fields="fields(dimensions(name),measures(name),filters(name),parameters(name))")``
+(``GET /api/4.0/lookml_models/{model}/explores/{explore}``, looker_sdk
 ``Looker40SDK.lookml_model_explore``; each field's ``name`` is ``view.field``), which is not a query.
 ``permission_set.*`` is documented in the ``event_attribute`` and ``history`` explores
 (https://cloud.google.com/looker/docs/system-activity-pages); whether the ``user`` explore joins it, and
@@ -27,8 +28,10 @@ MODEL = "system__activity"
 USED: Mapping[str, tuple[str, ...]] = {
     "event": ("event.id", "event.name", "event.category", "event.created_time", "event.user_id",
               "event.sudo_user_id", "event.is_api_call", "user.email", "user.name"),
-    "event_attribute": ("event_attribute.id", "event_attribute.event_id", "event_attribute.name",
-                        "event_attribute.value", "event.id", "event.created_time"),
+    # each attribute's owner is its event.id (read by public code in this explore); event_attribute.event_id,
+    # which no public source confirms, is not used
+    "event_attribute": ("event_attribute.id", "event_attribute.name", "event_attribute.value", "event.id",
+                        "event.created_time"),
     "user": ("user.id", "user.email", "user.name", "user.created_time", "permission_set.name",
              "permission_set.permissions"),
     "history": ("history.id", "history.created_time", "history.completed_time", "history.status",
@@ -44,8 +47,8 @@ OPTIONAL: frozenset[str] = frozenset({
 })
 #: Fields the history stream can do without besides OPTIONAL (who ran a query is shown by its email).
 OPTIONAL_IN: Mapping[str, frozenset[str]] = {"history": frozenset({"user.id"})}
-#: Fields only filtered on, never selected (``event_attribute`` rows are filtered by their event).
-FILTER_ONLY: Mapping[str, frozenset[str]] = {"event_attribute": frozenset({"event.id", "event.created_time"}),
+#: Fields only filtered on, never selected (``event_attribute`` rows are filtered by their event's time).
+FILTER_ONLY: Mapping[str, frozenset[str]] = {"event_attribute": frozenset({"event.created_time"}),
                                              "user": frozenset({"user.created_time"})}
 #: The explores each stream reads.
 STREAM_EXPLORES: Mapping[str, tuple[str, ...]] = {"events": ("event", "event_attribute", "user"),
