@@ -1,16 +1,17 @@
-"""How a Looker instance reads and returns times, and the conversion of its wall times to UTC.
+"""How a Looker instance is expected to return times, and the conversion of its wall times to UTC.
 
 Looker's "Using time zone settings" (https://cloud.google.com/looker/docs/using-time-zone-settings):
-System Activity is stored in the system time zone (UTC on Looker-hosted instances) and converted to the
-query's time zone. With **User Specific Time Zones** on (Admin > General > Settings), a query runs in its
-own ``query_timezone`` (the exporter sends ``UTC``); with it off, every query runs in the instance's time
-zone and ``query_timezone`` does not apply, to filters and to results alike. The API tells which:
+System Activity is stored in the system time zone (UTC on Looker-hosted instances). With **User Specific
+Time Zones** on (Admin > General > Settings), a query runs in its own ``query_timezone`` (the exporter
+sends ``UTC``); with it off, every query runs in the instance's time zone. The API tells which:
 ``GET /api/4.0/setting?fields=timezone,allow_user_timezones`` (looker_sdk ``Looker40SDK.get_setting``;
 ``Setting.timezone`` is the "instance-wide default timezone", ``allow_user_timezones`` toggles user time
-zones); an API user without admin rights may get 403 there, and then ``LOOKER_QUERY_TIMEZONE`` must say.
+zones); an API user without admin rights may get 403 or 404 there, and then ``LOOKER_QUERY_TIMEZONE`` must
+say. Which zone System Activity's times really come back in is measured (``time_truth``), not taken
+from here.
 
-Everything here is pure: the zone decision, filter bounds as local wall times, and rows' wall times
-back to UTC text, DST included.
+Everything here is pure: the expected zone, filter bounds as UTC text, and rows' wall times back to UTC
+text, DST included.
 """
 
 from __future__ import annotations
@@ -114,28 +115,6 @@ def _is_zone(name: str) -> bool:
     except TimeZoneError:
         return False
     return True
-
-
-def local_bound(moment: datetime, zone: ZoneInfo, *, widen: str) -> str:
-    """A UTC instant as the wall-time text Looker reads in ``zone``, for a filter bound.
-
-    A wall time inside a repeated (fall-back) hour names two instants; the text returned is chosen so
-    that every reading of it lies on the safe side: ``widen="earlier"`` for a lower bound (no instant
-    after ``moment``), ``"later"`` for an upper bound (none before ``moment``), so no event is skipped.
-    """
-    candidate = moment
-    for _ in range(4):
-        wall = candidate.astimezone(zone).replace(tzinfo=None)
-        readings = [wall.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1)]
-        if widen == "earlier":
-            if max(readings) <= moment:
-                return wall.strftime(_FORMAT)
-            candidate = min(readings) - timedelta(hours=1)
-        else:
-            if min(readings) >= moment:
-                return wall.strftime(_FORMAT)
-            candidate = max(readings) + timedelta(hours=1)
-    raise TimeZoneError(f"no unambiguous wall time near {moment.isoformat()} in {zone.key}")
 
 
 def utc_bound(moment: datetime) -> str:

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,9 @@ from looker_audit_export.config import Config
 from looker_audit_export.export.run import Exporter
 from looker_audit_export.export.summary import ExportError
 from looker_audit_export.looker.explores import EVENTS
+from looker_audit_export.looker.reader import Instance
 from looker_audit_export.sink import JsonLinesSink
-from looker_audit_export.timezones import TIME_FIELDS, WallClock, convert_rows, local_bound, zone_info
+from looker_audit_export.timezones import TIME_FIELDS, WallClock, convert_rows, zone_info
 from looker_audit_export.values import parse_looker_time
 from looker_audit_export.wiring import build_exporter
 
@@ -182,15 +183,19 @@ def test_user_time_zones_off_spring_forward_every_event_at_its_true_time(stack: 
     assert written_times(stack) == true_times(stack)
 
 
-def test_filter_bounds_in_a_repeated_hour_keep_every_event_under_both_readings() -> None:
-    zone = zone_info(NEW_YORK)
+def test_filter_bounds_hold_whatever_zone_looker_reads_them_in() -> None:
+    """No document says which zone filters are read in: a bound read in any UTC offset in use (UTC-12 to
+    UTC+14), either reading of a repeated hour included, keeps the moment it bounds."""
     for moment in (FALL_BACK - timedelta(minutes=30), FALL_BACK + timedelta(minutes=30)):  # 01:30 EDT, 01:30 EST
-        lower = datetime.fromisoformat(local_bound(moment, zone, widen="earlier"))
-        upper = datetime.fromisoformat(local_bound(moment, zone, widen="later"))
-        assert all(lower.replace(tzinfo=zone, fold=fold) <= moment for fold in (0, 1))
-        assert all(upper.replace(tzinfo=zone, fold=fold) >= moment for fold in (0, 1))
-    assert local_bound(FALL_BACK + timedelta(minutes=30), zone, widen="earlier") == "2026-11-01 01:30:00"
-    assert local_bound(FALL_BACK - timedelta(minutes=30), zone, widen="later") == "2026-11-01 01:30:00"
+        lower = datetime.fromisoformat(Instance.bound(moment, widen="earlier"))
+        upper = datetime.fromisoformat(Instance.bound(moment, widen="later"))
+        for minutes in range(-12 * 60, 14 * 60 + 1, 15):
+            zone = timezone(timedelta(minutes=minutes))
+            assert lower.replace(tzinfo=zone) <= moment <= upper.replace(tzinfo=zone)
+        for name in (NEW_YORK, "Pacific/Kiritimati", "Etc/GMT+12"):
+            for fold in (0, 1):
+                assert lower.replace(tzinfo=zone_info(name), fold=fold) <= moment
+                assert upper.replace(tzinfo=zone_info(name), fold=fold) >= moment
 
 
 @pytest.mark.parametrize("data", [SPRING_FORWARD], indirect=True)
