@@ -52,10 +52,11 @@ variable "looker_instances" {
     object (gs://<state bucket>/<key>/state.json); all of them write to the same log, told apart by labels.looker_host.
     base_url is the API host, e.g. https://mycompany.cloud.looker.com (LOOKER_BASE_URL). The other fields are optional and
     default to the variables of the same meaning (schedule, looker_verify_ssl, looker_timeout_seconds, page_size,
-    initial_lookback_minutes). query_timezone (LOOKER_QUERY_TIMEZONE, unset by default) is only for an API user that may
-    not read Looker's settings (GET /api/4.0/setting answers HTTP 403 to a non-admin): the IANA zone Looker runs queries
-    in, "UTC" when "User Specific Time Zones" is on, else the instance's time zone (e.g. "America/New_York"); see the
-    README's "Time zones". vpc_egress (default: var.vpc_egress's egress, or NONE without a VPC) is how this
+    initial_lookback_minutes). query_timezone (LOOKER_QUERY_TIMEZONE, unset by default) is for an API user that may
+    not read Looker's settings (GET /api/4.0/setting answers HTTP 403 or 404 to a non-admin), or for an instance where
+    the exporter measures another zone than the settings say: the IANA zone System Activity shows times in, "UTC" when
+    "User Specific Time Zones" is on, else the instance's time zone (e.g. "America/New_York"); the exporter checks it
+    against its measurement; see docs/time-zones.md. vpc_egress (default: var.vpc_egress's egress, or NONE without a VPC) is how this
     instance's function reaches its Looker: PRIVATE_RANGES_ONLY or ALL_TRAFFIC through the VPC of var.vpc_egress, or
     NONE (straight to the internet), so that one private Looker and one public Looker can share a stack; see
     docs/networking.md. The API credentials are NOT a variable: they go into each instance's secret with the
