@@ -7,8 +7,13 @@ zone settings) and ``GET /lookml_models/system__activity/explores/<explore>`` (i
 Looker's documented behaviour, including the unfriendly parts: 404 on bad credentials, a silent
 5000-row default limit, end-exclusive date ranges, results in the query's
 time zone (in the instance's zone, ``query_timezone`` ignored, when user time zones are off; see
-``set_time_zones``), 403 on the settings for a non-admin (``forbid_settings``), fields an instance may
-lack (``lack_field``) and System Activity's forced result caching.
+``set_time_zones``), 403 or 404 on the settings for a non-admin (``forbid_settings``), fields an instance
+may lack (``lack_field``), nested ``fields`` selections on metadata, and System Activity's forced result
+caching. Where no document settles a behaviour, each plausible reading is a switch: System Activity's times
+unconverted in a system zone while filters stay in the query's zone (``show_unconverted``), queries running
+in another zone than the settings report (``set_time_zones(runs_in=...)``). Like Looker, it keeps every
+query it runs in the History explore, with the API user's id, its start and its filters
+(``record_queries``), which the exporter measures the zone of its times from.
 
 Run standalone with ``python -m emulators.looker --events 10000 --history 5000
 --client-id ID --client-secret S``; it prints ``{"base_url": ...}`` and serves until killed.
