@@ -13,7 +13,8 @@ caching. Where no document settles a behaviour, each plausible reading is a swit
 unconverted in a system zone while filters stay in the query's zone (``show_unconverted``), queries running
 in another zone than the settings report (``set_time_zones(runs_in=...)``). Like Looker, it keeps every
 query it runs in the History explore, with the API user's id, its start and its filters
-(``record_queries``), which the exporter measures the zone of its times from.
+(``record_queries``; shown only after ``history_delay_seconds``, as with Elite System Activity), which the
+exporter measures the zone of its times from.
 
 Run standalone with ``python -m emulators.looker --events 10000 --history 5000
 --client-id ID --client-secret S``; it prints ``{"base_url": ...}`` and serves until killed.
@@ -811,6 +812,10 @@ class LookerEmulator(HttpServed):
         self._settings_status = 403
         #: Record every query run in the History explore, with the API user's id, as Looker does.
         self.record_queries = record_queries
+        #: How long a recorded query takes to show in History: 0, or minutes as with Elite System Activity,
+        #: which "refreshes every 10 minutes" (https://cloud.google.com/looker/docs/elite-system-activity).
+        self.history_delay_seconds = 0.0
+        self._unseen: list[tuple[datetime, dict[str, Any]]] = []
         data.history.account_ids.add(api_user_id)
         self.set_time_zones(allow_user_timezones, instance_timezone)
 
@@ -1070,6 +1075,7 @@ class LookerEmulator(HttpServed):
                 raise ApiError(400, f"Result format {result_format!r} is not supported by the emulator")
             raise ApiError(404, "Not found")
         now = self.clock()
+        self._show_history(now)
         plan = self.engine.plan(query, limit, now)
         failure = self._take_sql_error(plan.view)
         if failure is not None:  # never cached: the next run of the query may succeed
@@ -1110,9 +1116,20 @@ class LookerEmulator(HttpServed):
             return
         filters = query.get("filters") or {}
         text = json.dumps(filters, ensure_ascii=False).replace(",", ", ") if filters else None
-        self.data.add_history(created=started, completed=max(started, self.clock()), source="api",
-                              status=status, user_id=self.api_user_id, result_source=result, message=message,
-                              model=MODEL, view=view, filters=text)
+        row = {"created": started, "completed": max(started, self.clock()), "source": "api", "status": status,
+               "user_id": self.api_user_id, "result_source": result, "message": message, "model": MODEL,
+               "view": view, "filters": text}
+        with self._lock:
+            self._unseen.append((started + timedelta(seconds=self.history_delay_seconds), row))
+        self._show_history(self.clock())
+
+    def _show_history(self, now: datetime) -> None:
+        """Add the recorded queries whose delay has passed to the History explore, in the order they ran."""
+        with self._lock:
+            due = [row for visible, row in self._unseen if visible <= now]
+            self._unseen = [(visible, row) for visible, row in self._unseen if visible > now]
+        for row in due:
+            self.data.add_history(**row)
 
 
     def _tamper_rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -459,3 +459,22 @@ def test_an_instance_without_event_attribute_event_id_exports_every_event_with_i
     entries = written()
     assert len(entries) == len(true_times(stack)) and written_times(stack) == true_times(stack)
     assert all(entry["protoPayload"]["response"]["attributes"]["type"] == "email" for entry in entries)
+
+
+def test_with_history_shown_ten_minutes_late_a_first_run_refuses_and_the_next_measures_from_it(
+        stack: Stack) -> None:
+    """Elite System Activity refreshes History every 10 minutes: a new instance's own query is not there yet.
+    Its first run writes nothing; the next one (a new instance too) measures from the query that run sent,
+    placed within LOOKER_TIMEOUT_SECONDS of the second its marker carries."""
+    stack.looker.set_time_zones(False, NEW_YORK)
+    stack.looker.history_delay_seconds = 600
+    first = FALL_BACK + timedelta(hours=2)
+    with pytest.raises(ExportError, match="shows no query of the exporter's from the day before"):
+        at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600"), first).run()
+    assert written() == [] and stack.cursor() == {}
+    second = first + timedelta(minutes=10)
+    summary = at(new_exporter(stack, INITIAL_LOOKBACK_MINUTES="600"), second).run()
+    settled = second - timedelta(seconds=60)  # SETTLE_SECONDS
+    assert written_times(stack) == {k: v for k, v in true_times(stack).items() if v < settled}
+    assert summary.time_reading is not None and summary.time_reading["measured_offset"] == "UTC-05:00"
+    assert "an earlier query of its own, sent 2026-11-01 08:00:00 UTC" in str(summary.time_reading["source"])
