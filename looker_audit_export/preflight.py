@@ -3,8 +3,9 @@
 Each check is one line, ✓ or ✗, and every ✗ says how to fix it. Nothing is changed: the Cloud Logging
 write is a dry run (``WriteLogEntriesRequest.dry_run``: "the entries won't be persisted nor exported",
 https://cloud.google.com/logging/docs/reference/v2/rpc/google.logging.v2#writelogentriesrequest), the
-cursor is only read, and the write test uses a new probe object beside it (created only if absent) that
-is deleted again. The Looker checks that decide correctness (time zone, fields) are the very code the
+cursor is only read, and the write test writes the probe beside it that every run writes before it sends
+(``.probe-state.json`` for ``state.json``: a store that cannot be written must cost no entry). The Looker
+checks that decide correctness (time zone, fields) are the very code the
 function runs once per instance (``looker.reader.Instance.prepare``), so both fail with the same messages.
 """
 
@@ -267,7 +268,7 @@ def _logging(config: Config) -> Check:
 
 # ------------------------------------------------------------------------------------------ the cursor
 def _cursor(config: Config) -> Check:
-    """The cursor is read, and a probe beside it is created and deleted again (what every run does first)."""
+    """The cursor is read, and the probe beside it written (what every run does before it sends)."""
     name = "Cursor location"
     if config.state_uri is None:
         return Check(name, True, "STATE_URI is not set: this local run keeps no cursor")
@@ -286,5 +287,5 @@ def _cursor(config: Config) -> Check:
         return Check(name, False, "no Google credentials found",
                      "run `gcloud auth application-default login`, or run check as the function's service account")
     state = "no cursor yet, the first run starts it" if stored is None else "a cursor is there"
-    return Check(name, True, f"{config.state_uri} is readable ({state}); a probe beside it was written and "
-                             "deleted again, as every run does before it sends")
+    return Check(name, True, f"{config.state_uri} is readable ({state}) and can be saved: the probe beside it, "
+                             "which every run writes before it sends, was written")

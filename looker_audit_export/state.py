@@ -118,6 +118,8 @@ class StateStore(Protocol):
     uri: str
     #: Least time between two writes of the cursor (seconds); the exporter waits rather than write sooner.
     min_save_interval: float
+    #: Whether a save stores the cursor where a later run finds it (not so in memory: a dry run).
+    persistent: bool
 
     def load(self, *, deadline: float | None = None) -> tuple[bytes | None, int]:
         """The stored bytes (None when there are none yet) and their version token.
@@ -129,7 +131,7 @@ class StateStore(Protocol):
         """Store ``data`` if the version is still ``token``; return the new token or raise StateConflict."""
 
     def probe(self, *, deadline: float | None = None) -> None:
-        """Prove that a save could succeed now, changing nothing; raise StateUnwritable naming the cause."""
+        """Prove that a save could succeed now (the cursor itself unchanged); raise StateUnwritable naming the cause."""
 
 
 class GcsStateStore:
@@ -141,6 +143,7 @@ class GcsStateStore:
     """
 
     min_save_interval = 1.0
+    persistent = True
 
     def __init__(self, uri: str, client: storage.Client, *, retry_initial_seconds: float = 1.0) -> None:
         self.uri = uri
@@ -189,34 +192,29 @@ class GcsStateStore:
         return int(blob.generation or token + 1)
 
     def probe(self, *, deadline: float | None = None) -> None:
-        """Prove that the cursor can be saved: create a new object beside it, then delete it.
+        """Prove that the cursor can be saved: write ``.probe-<cursor name>`` beside it, a few bytes.
 
-        The two need ``storage.objects.create`` and ``storage.objects.delete``, what replacing the cursor
-        needs (https://cloud.google.com/storage/docs/access-control/iam-json); a new name each time, so the
-        one-write-per-second limit of an object name never applies. Raise StateUnwritable with the cause.
+        The same object is replaced by every run, which needs what replacing the cursor needs:
+        ``storage.objects.create`` and ``storage.objects.delete``
+        (https://cloud.google.com/storage/docs/access-control/iam-json); one write per run, none of them a
+        second write to an object within the second GCS allows. Raise StateUnwritable with the cause.
         """
-        folder, _, _ = self.blob_name.rpartition("/")
-        name = f"{folder}/" * bool(folder) + f".probe-{uuid.uuid4().hex}.json"
-        blob = self.bucket.blob(name)
         retry = self._retry(deadline)
         try:
-            blob.upload_from_string(_PROBE_BODY, content_type="application/json", if_generation_match=0,
-                                    timeout=_STORAGE_TIMEOUT_SECONDS, retry=retry)
+            self.bucket.blob(self.probe_name).upload_from_string(
+                _PROBE_BODY, content_type="application/json", timeout=_STORAGE_TIMEOUT_SECONDS, retry=retry)
         except (gexc.Forbidden, gexc.NotFound) as exc:
             raise StateUnwritable(f"The cursor at {self.uri} cannot be saved", self._cause(exc), self._fix(exc),
                                   before_sending=True) from None
         except (gexc.GoogleAPIError, OSError) as exc:
             raise StateError(f"The cursor at {self.uri} could not be checked before sending: {_describe(exc)}. "
                              f"{NOTHING_SENT}") from None
-        try:
-            blob.delete(timeout=_STORAGE_TIMEOUT_SECONDS, retry=retry)
-        except (gexc.Forbidden, gexc.NotFound) as exc:
-            raise StateUnwritable(f"The cursor at {self.uri} cannot be replaced",
-                                  f"{self._cause(exc)} (the probe gs://{self.bucket.name}/{name} was created but not "
-                                  "deleted: delete it by hand)", self._fix(exc), before_sending=True) from None
-        except (gexc.GoogleAPIError, OSError) as exc:
-            raise StateError(f"The probe gs://{self.bucket.name}/{name} beside the cursor could not be deleted: "
-                             f"{_describe(exc)}. {NOTHING_SENT}") from None
+
+    @property
+    def probe_name(self) -> str:
+        """``looker/.probe-state.json`` for the cursor ``looker/state.json``."""
+        folder, _, name = self.blob_name.rpartition("/")
+        return f"{folder}/" * bool(folder) + f".probe-{name}"
 
     def _cause(self, exc: gexc.GoogleAPIError) -> str:
         if isinstance(exc, gexc.NotFound):
@@ -236,6 +234,7 @@ class FileStateStore:
     """Cursor in a local file; a generation field and an exclusive lock file are the precondition."""
 
     min_save_interval = 0.0
+    persistent = True
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
@@ -333,6 +332,7 @@ class MemoryStateStore:
     """Cursor kept in memory only: for ``--dry-run`` and local trials without STATE_URI."""
 
     min_save_interval = 0.0
+    persistent = False
 
     def __init__(self, data: bytes | None = None, uri: str = "memory://") -> None:
         self.uri = uri

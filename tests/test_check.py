@@ -48,10 +48,10 @@ def test_all_green_changes_nothing(stack: Stack) -> None:
     assert "user time zones on" in found["Time zone"]
     assert "240 runs a month" in found["Looker query budget"]
     assert result.stdout.rstrip().endswith("All required checks passed.")
-    # Nothing changed: no entry stored, no cursor, the probe deleted, two query calls (the probe, the measurement).
     assert stack.logging.stats()["write_calls"] == 1 and stack.logging.entries() == []
-    assert stack.cursor() == {} and stack.gcs.object_names(BUCKET) == []
-    assert stack.gcs.stats()["deletes"] == 1
+    # Nothing changed but the probe every run rewrites before it sends: no entry stored, no cursor, two query
+    # calls (the probe, the measurement).
+    assert stack.cursor() == {} and stack.gcs.object_names(BUCKET) == ["looker/.probe-state.json"]
     assert stack.looker.stats()["query_calls"] == 2 and stack.looker.stats()["me_calls"] == 1
     assert CLIENT_SECRET not in result.stdout + result.stderr
 
@@ -73,7 +73,7 @@ def test_a_live_cursor_is_read_and_left_alone(stack: Stack) -> None:
     assert result.returncode == 0, result.stdout
     assert "a cursor is there" in lines(result)["Cursor location"]
     assert stack.gcs.object_bytes(BUCKET, "looker/state.json") == before
-    assert stack.gcs.object_names(BUCKET) == ["looker/state.json"]
+    assert stack.gcs.object_names(BUCKET) == ["looker/.probe-state.json", "looker/state.json"]
 
 
 def test_the_default_schedule_is_said_to_be_assumed_and_over_the_standard_budget(stack: Stack) -> None:

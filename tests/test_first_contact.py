@@ -187,3 +187,12 @@ def test_a_secret_from_the_environment_never_reaches_a_log_line(stack: Stack) ->
         assert result.returncode != 0
         assert "refused the API credentials" in result.stdout + result.stderr
         assert SDK_SECRET not in result.stdout + result.stderr
+
+
+def test_a_dry_runs_summary_says_it_stored_no_cursor(stack: Stack) -> None:
+    result = cli(stack.env, "export", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stderr.strip().splitlines()[-1])
+    assert summary["events_written"] == len(stack.visible_ids()) and summary["cursor_writes"] == 0
+    assert stack.cursor() == {}
+    assert '`"cursor_writes": 0`' in (ROOT / "docs" / "local.md").read_text()  # as the docs say

@@ -9,6 +9,7 @@ command alone (``unshare --mount``), or by chmod when not root.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,9 +19,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import BUCKET, Stack, now
+from conftest import BUCKET, CLIENT_SECRET, PROJECT, Stack, now
 
 from emulators.gcs import GcsEmulator
+from emulators.harness import deliver_pubsub_event, free_port, start_function
+from looker_audit_export.export.commit import MAX_UNCOMMITTED_ENTRIES
+from looker_audit_export.export.summary import ExportError
 
 ROOT = Path(__file__).parent.parent
 TICKS = 3
@@ -52,6 +56,77 @@ BREAKS: dict[str, tuple[Callable[[Stack], None], Callable[[Stack], None], str, s
 }
 
 
+@pytest.mark.parametrize("broken", list(BREAKS))
+def test_a_lasting_store_failure_sends_nothing_then_the_export_completes_once(stack: Stack, broken: str) -> None:
+    more_events(stack, 3000)  # more than one bound: a run that sent blindly would send 2,000 and fail
+    brk, fix, cause, remedy = BREAKS[broken]
+    brk(stack)
+    exporter = stack.exporter()  # one warm instance: its ticks fail one after the other
+    for _ in range(TICKS):
+        with pytest.raises(ExportError) as failure:
+            exporter.run()
+        message = str(failure.value)
+        assert f"gs://{BUCKET}/looker/state.json" in message and cause in message and remedy in message
+        assert "Nothing is sent to Cloud Logging until the cursor can be saved" in message
+        assert failure.value.summary.write_calls == 0 and failure.value.summary.query_calls == 0
+    assert stack.logging.stats()["entries_stored"] == 0
+    fix(stack)
+    summary = stack.exporter().run()  # a cold instance once the store works again
+    assert summary.caught_up and summary.entries_resent == 0
+    assert exported_once(stack) and stack.logging.stats()["duplicates_stored"] == 0
+
+
+def test_a_grant_revoked_mid_run_costs_at_most_one_bound_over_three_more_ticks(stack: Stack) -> None:
+    more_events(stack, 6000)
+    exporter = stack.exporter()
+    saves = 0
+    store = exporter.store
+    real_save = store.save
+
+    def save_then_revoke(data: bytes, token: int, **kwargs: float | None) -> int:
+        nonlocal saves
+        token = real_save(data, token, **kwargs)
+        saves += 1
+        if saves == 1:  # the grant goes away while this run still has entries to send
+            gcs(stack).revoke(BUCKET)
+        return token
+
+    store.save = save_then_revoke  # type: ignore[method-assign]  # our own store, not a client: a trigger
+    for _ in range(1 + TICKS):
+        with pytest.raises(ExportError, match="permission denied"):
+            exporter.run()
+    assert stack.logging.stats()["entries_stored"] <= len(stack.visible_ids())
+    gcs(stack).grant(BUCKET)
+    assert exporter.run().caught_up
+    stored = stack.exported_ids()
+    assert sorted(set(stored)) == stack.visible_ids()
+    assert 0 < len(stored) - len(set(stored)) <= MAX_UNCOMMITTED_ENTRIES  # one failure: at most one bound
+
+
+def test_a_revoked_grant_answers_500_with_the_store_named_and_sends_nothing(stack: Stack, tmp_path: Path) -> None:
+    """The deployed shape: functions-framework, three Pub/Sub ticks, each answered 500 with one clear line."""
+    gcs(stack).revoke(BUCKET)
+    port = free_port()
+    log_path = tmp_path / "function.log"
+    with log_path.open("w") as sink:
+        process = start_function(stack.env, port, stdout=sink)
+        try:
+            for _ in range(TICKS):
+                assert deliver_pubsub_event(f"http://127.0.0.1:{port}/", PROJECT, "tick") == 500
+            assert stack.logging.stats()["entries_stored"] == 0
+            gcs(stack).grant(BUCKET)
+            assert deliver_pubsub_event(f"http://127.0.0.1:{port}/", PROJECT, "tick") == 200
+        finally:
+            process.terminate()
+            process.wait(10)
+    assert exported_once(stack)
+    failures = [json.loads(line) for line in log_path.read_text().splitlines()
+                if line.startswith("{") and '"ERROR"' in line and "summary" in line]
+    assert len(failures) == TICKS
+    assert all("permission denied (storage.objects." in str(line["message"]) for line in failures)
+    assert CLIENT_SECRET not in log_path.read_text()
+
+
 # ----------------------------------------------------------------- a local cursor in a read-only folder
 def read_only(folder: Path) -> list[str]:
     """A command prefix under which ``folder`` is read-only (for root too); the rest of the machine is not."""
@@ -67,6 +142,35 @@ def read_only(folder: Path) -> list[str]:
 def cli(prefix: list[str], env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*prefix, sys.executable, "-m", "looker_audit_export", *args], cwd=ROOT,
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_a_read_only_folder_sends_nothing_and_check_names_the_cause(stack: Stack, tmp_path: Path) -> None:
+    folder = tmp_path / "cursor"
+    folder.mkdir()
+    env = {**stack.env, "STATE_URI": str(folder / "state.json")}
+    prefix = read_only(folder)
+    for _ in range(TICKS):
+        result = cli(prefix, env, "export")
+        assert result.returncode == 2, result.stderr
+        assert f"{folder} is on a read-only file system" in result.stderr or f"permission denied in {folder}" \
+            in result.stderr
+        assert "point STATE_URI at a" in result.stderr and "Traceback" not in result.stderr
+    assert stack.logging.stats()["entries_stored"] == 0
+
+    checked = cli(prefix, env, "check", "--schedule", "0 */3 * * *")
+    assert checked.returncode == 1 and "Traceback" not in checked.stdout + checked.stderr
+    marks = [line for line in checked.stdout.splitlines() if line[:2] in ("✓ ", "✗ ")]
+    assert len(marks) == 11  # every check printed its line
+    cursor = next(line for line in marks if "Cursor location" in line)
+    assert cursor.startswith("✗") and str(folder) in cursor
+    assert checked.stdout.rstrip().endswith("1 required check failed.")
+
+    if os.geteuid() != 0:
+        folder.chmod(0o755)
+    result = cli([], env, "export")
+    assert result.returncode == 0, result.stderr
+    assert exported_once(stack) and json.loads((folder / "state.json").read_text())["streams"]["events"]["last_id"]
+    assert CLIENT_SECRET not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("broken", list(BREAKS))

@@ -75,7 +75,7 @@ class RunState:
         self.cursor.updated_at = self.now.isoformat()
         self.token = store.save(self.cursor.to_json(), self.token, deadline=self.deadline)
         self.saved_at = time.monotonic()
-        self.cursor_writes += 1
+        self.cursor_writes += store.persistent  # a dry run's memory store keeps nothing: 0 writes
 
 
 class CommitWindow:

@@ -113,6 +113,9 @@ class Exporter:
         host = self.config.looker_host
         stored, token = self.store.load(deadline=deadline)
         cursor = Cursor.from_json(stored, self.store.uri, host) if stored else Cursor(host)
+        # Before anything is sent: prove that the cursor can be saved. A store that cannot be written (read-only,
+        # a grant revoked, a bucket deleted) then costs no entry, however many ticks it lasts.
+        self.store.probe(deadline=deadline)
         return RunState(cursor, token, deadline, self.clock().replace(microsecond=0))
 
     def _run(self, run: RunState, summary: RunSummary, window: Window | None,
