@@ -127,7 +127,7 @@ class Config:
             looker_verify_ssl=valid(_boolean, env, "LOOKER_VERIFY_SSL", True),
             looker_timeout_seconds=valid(_integer, env, "LOOKER_TIMEOUT_SECONDS", 120, 1, 3600),
             page_size=valid(_integer, env, "PAGE_SIZE", 5000, 1, 50_000),
-            write_batch_entries=valid(_integer, env, "WRITE_BATCH_ENTRIES", 1000, 1, 1000),  # 2 in flight: ≤ 2,000
+            write_batch_entries=valid(_integer, env, "WRITE_BATCH_ENTRIES", 1000, 1, 1000),  # ≤ 10 chunks in flight
             run_budget_seconds=valid(_integer, env, "RUN_BUDGET_SECONDS", 480, 10, 3600),
             max_message_age_seconds=valid(_integer, env, *_MAX_MESSAGE_AGE),
             retry_initial_seconds=valid(_number, env, "RETRY_INITIAL_SECONDS", 1.0, 0.01, 30.0),

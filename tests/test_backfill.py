@@ -91,7 +91,7 @@ def test_a_backfill_killed_half_way_resumes_with_the_same_command_later(stack: S
     assert backfill(stack, "--since", since_arg()).returncode == 0
     ids = stack.exported_ids()
     assert sorted(set(ids)) == stack.visible_ids() and backfill_cursors(stack) == cursors
-    # it resumed: far fewer pages than a fresh start would need, and at most two chunks sent again
+    # it resumed: far fewer pages than a fresh start would need, and at most ten chunks sent again
     assert stack.looker.stats()["query_calls"] - calls < 3 * len(stack.visible_ids()) // 1000
     assert stack.logging.stats()["duplicates_stored"] == len(ids) - len(set(ids)) <= MAX_UNCOMMITTED_ENTRIES
 

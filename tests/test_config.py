@@ -31,7 +31,7 @@ def test_defaults_and_trailing_slash() -> None:
     ("LOOKER_VERIFY_SSL", "maybe", "LOOKER_VERIFY_SSL='maybe' is invalid"),
     ("LOG_NAME", "bad name!", "LOG_NAME='bad name!' is invalid"),
     ("LOGGING_EMULATOR_HOST", "localhost", "LOGGING_EMULATOR_HOST='localhost' is invalid"),
-    ("WRITE_BATCH_ENTRIES", "2000", "WRITE_BATCH_ENTRIES=2000 is out of range"),  # at most 2,000 in flight
+    ("WRITE_BATCH_ENTRIES", "2000", "WRITE_BATCH_ENTRIES=2000 is out of range"),  # at most 1,000 per request
     ("LOOKER_QUERY_TIMEZONE", "EST5", "LOOKER_QUERY_TIMEZONE='EST5' is invalid: it must be an IANA time zone"),
 ])
 def test_bad_variable_is_named(name: str, value: str, fragment: str) -> None:

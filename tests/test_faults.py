@@ -3,7 +3,7 @@
 Each test injects a fault, runs the export as Pub/Sub would (the same instance again after a failed run,
 like a redelivery), then checks that Cloud Logging holds every visible Looker event (by insertId), that
 what it stored twice (same insertId and timestamp: hidden in Logs Explorer, but exported and billed) is
-at most the entries one failure can leave in flight (``MAX_UNCOMMITTED_ENTRIES``, 2,000), that the cursor
+at most the entries one failure can leave in flight (``MAX_UNCOMMITTED_ENTRIES``, 10,000), that the cursor
 ends on the last event, and that no secret showed in any output.  The counts each test saw are printed in
 a table at the end of the session (see ``FAULT_COUNTS`` in conftest.py).
 """
@@ -173,14 +173,15 @@ def test_wrong_secret_fails_fast_naming_host_and_secret_then_recovers(stack: Sta
 
 
 def more_events(stack: Stack, count: int) -> None:
-    """``count`` more settled events, so that a run stores its cursor on the way (more than 2,000 entries)."""
+    """``count`` more settled events, so that a run stores its cursor on the way (a second after the first
+    chunks were accepted, while later ones are on their way)."""
     start = now() - timedelta(minutes=1, seconds=30)
     for index in range(count):
         stack.data.add_event("create_dashboard", created=start + timedelta(milliseconds=index), user_id=1,
                              attributes={"dashboard_id": str(index)})
 
 
-def test_process_killed_mid_run_loses_nothing_and_sends_at_most_two_chunks_again(stack: Stack) -> None:
+def test_process_killed_mid_run_loses_nothing_and_sends_at_most_ten_chunks_again(stack: Stack) -> None:
     more_events(stack, 4000)
     stack.looker.query_latency_seconds = 0.2  # pages take long enough to be killed between
     env = {**os.environ, **stack.env, **FAST, "PAGE_SIZE": "300"}
@@ -428,6 +429,31 @@ def test_state_backend_down_at_commit_fails_within_budget_and_redo_sends_the_res
     stack.gcs.clear_faults()
     deliver(exporter)
     verify(stack, "GCS 503 at commit (every call)", runs=2, stored_twice=written)
+
+
+def test_a_cursor_that_cannot_be_stored_stops_the_writes_within_ten_chunks(stack: Stack) -> None:
+    """25,000 events, and the function loses its right to write the cursor once it has read it: the run
+    writes no more than the 10,000 entries the bound lets it send beyond the stored cursor, fails, and the
+    redo stores those twice, no more."""
+    more_events(stack, 23_000)
+    stack.looker.inject("slow:0.6", path_contains="queries/run", times=1)
+
+    def permission_revoked() -> None:
+        time.sleep(0.3)  # after the cursor was read
+        stack.gcs.inject(403, times=-1)
+
+    thread = threading.Thread(target=permission_revoked)
+    thread.start()
+    exporter = stack.exporter(**FAST)
+    with pytest.raises(ExportError) as failure:
+        exporter.run()
+    thread.join()
+    assert_clear(failure.value, f"gs://{BUCKET}/{CURSOR}", "cannot be saved", "permission denied")
+    written = len(held(stack))
+    assert 0 < written <= MAX_UNCOMMITTED_ENTRIES, written
+    stack.gcs.clear_faults()
+    deliver(exporter)
+    verify(stack, "GCS 403 at commit, 25,000 events", runs=2, stored_twice=written)
 
 
 def test_state_backend_down_at_start_fails_within_budget(stack: Stack) -> None:

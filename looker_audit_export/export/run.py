@@ -1,15 +1,18 @@
 """One export run: read pages after the cursor, write them, then move the cursor past them.
 
-The loop and its two threads (one reads Looker ahead, one writes Cloud Logging) over the streams the
-configuration names; returns what it did. Knows the rooms below it; built by ``wiring``.
+The loop and its threads (two read Looker ahead, one writes Cloud Logging, the commit window's saver stores
+the cursor) over the streams the configuration names; returns what it did. Knows the rooms below it; built
+by ``wiring``.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,11 +23,15 @@ from ..looker.reader import LookerSource
 from ..sink import Sink
 from ..state import Cursor, Position, StateStore
 from ..values import parse_looker_time, whole_number
-from .commit import CommitWindow, RunState
+from .commit import Cancelled, CommitWindow, RunState
 from .streams import Read, Stream, build_streams, unique_rows
 from .summary import ExportError, RunSummary, StreamSummary
 
 log = logging.getLogger("looker_audit_export.pipeline")  # the name its lines carried before the split
+
+#: Pages read (rows, attributes, users) ahead of the one being mapped: the rows of page k + 2 are read while the
+#: lookups of page k + 1 are and page k is mapped. Each waiting page holds its rows and attributes in memory.
+READ_AHEAD_PAGES = 2
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,66 @@ def _from(entries: Iterator[bytes | None], page: list[dict[str, Any]], since: da
     for entry, row in zip(entries, page, strict=True):
         created = parse_looker_time(row.get(time_field)) if since is not None else None
         yield None if created is not None and since is not None and created < since else entry
+
+
+class _ReadAhead:
+    """One stream's pages, read ahead of the mapping.
+
+    The reader thread reads a page's rows and, as soon as they are in (their last id is the next keyset), the
+    next page's rows, while the lookup thread reads the page's attributes and new users: a page of rows and a
+    page of lookups are read at once, so at the deployed CPU share a run is bound by the slower of Looker and
+    the CPU, not by their sum. At most ``READ_AHEAD_PAGES`` pages wait beside the one being mapped. After a
+    failure, or once the loop ends, no further page is read or looked up.
+    """
+
+    def __init__(self, read: Callable[[int | None], Read], lookups: Callable[[Read], None],
+                 after_id: int | None, reader: ThreadPoolExecutor, lookup: ThreadPoolExecutor) -> None:
+        self.read, self.lookups, self.lookup = read, lookups, lookup
+        self.ready: queue.Queue[Future[Read]] = queue.Queue()
+        self.room = threading.Semaphore(READ_AHEAD_PAGES)
+        self.stopped = threading.Event()  # no further page is read
+        self.skip_lookups = threading.Event()  # nor looked up (one failed, or the loop ended)
+        reader.submit(self._produce, after_id)
+
+    def _produce(self, after_id: int | None) -> None:  # the reader thread
+        while True:
+            self.room.acquire()
+            if self.stopped.is_set():
+                return
+            try:
+                found = self.read(after_id)
+            except BaseException as exc:
+                failed: Future[Read] = Future()
+                failed.set_exception(exc)
+                self.ready.put(failed)
+                return
+            self.ready.put(self.lookup.submit(self._complete, found))
+            if found.last:
+                return
+            after_id = max(found.ids)
+
+    def _complete(self, found: Read) -> Read:  # the lookup thread
+        if self.skip_lookups.is_set():
+            raise Cancelled
+        try:
+            self.lookups(found)
+        except BaseException:
+            self.skip_lookups.set()
+            self.stopped.set()
+            raise
+        return found
+
+    def next(self) -> Read:
+        """The next page, with its lookups; raises what reading it raised."""
+        found = self.ready.get().result()
+        self.room.release()
+        return found
+
+    def close(self) -> None:
+        """Read and look up no further page (a query under way ends)."""
+        self.skip_lookups.set()
+        self.stopped.set()
+        self.room.release()
 
 
 def _count(summary: RunSummary, result: StreamSummary, fetched: Read) -> None:
@@ -120,44 +187,46 @@ class Exporter:
 
     def _run(self, run: RunState, summary: RunSummary, window: Window | None,
              on_page: Callable[[str, StreamSummary, datetime | None], None] | None) -> None:
-        # One reader thread makes every Looker call of this run and reads the next page while this one is
-        # mapped (runs overlapping in one instance share the SDK session, each from its own reader thread);
-        # one writer thread writes entries while the next ones are mapped.
-        # Both belong to this run, so what they count (queries, writes) is this run's alone.
+        # Two threads make every Looker call of this run: the reader reads pages of rows, the lookup thread
+        # their attributes and users, ahead of the mapping (runs overlapping in one instance share the SDK
+        # session, each from threads of its own); one writer thread writes entries while the next ones are
+        # mapped. They belong to this run, so what they count (queries, writes) is this run's alone.
         reader = ThreadPoolExecutor(1, thread_name_prefix="looker-read")
+        lookup = ThreadPoolExecutor(1, thread_name_prefix="looker-lookup")
         writer = ThreadPoolExecutor(1, thread_name_prefix="logging-write")
         try:
             exporter_user_id = reader.submit(self.source.instance.api_user_id, run.deadline).result()  # once
             for stream in build_streams(self.config, self.source, run.now, exporter_user_id):
                 stream_summary = summary.streams.setdefault(stream.name, StreamSummary())
-                self._run_stream(stream, run, window, summary, stream_summary, on_page, reader, writer)
+                self._run_stream(stream, run, window, summary, stream_summary, on_page, reader, lookup, writer)
         finally:
-            summary.query_calls = reader.submit(lambda: self.source.query_calls).result()  # the reader's count
+            summary.query_calls = sum(thread.submit(lambda: self.source.query_calls).result()  # each one's count
+                                      for thread in (reader, lookup))
             summary.time_reading = self.source.reading_summary()
             reader.shutdown(wait=True, cancel_futures=True)
+            lookup.shutdown(wait=True, cancel_futures=True)
             writer.shutdown(wait=True, cancel_futures=True)
 
-    def _read(self, stream: Stream, span: _Span, run: RunState, after_id: int | None,
-              known_users: frozenset[int]) -> Read:
-        """One page after ``after_id``, what of it may be exported now, and its lookups (in the reader thread)."""
+    def _read(self, stream: Stream, span: _Span, run: RunState, after_id: int | None) -> Read:
+        """One page after ``after_id`` and what of it may be exported now (in the reader thread)."""
         explore, now, deadline = stream.explore, run.now, run.deadline
         rows = self.source.page(explore, after_id=after_id, since=span.since, until=span.upper,
                                 limit=self.config.page_size, deadline=deadline)
         ready = stream.ready(rows, span.until, now)
         page = unique_rows(rows[:ready], explore.id_field)
         found = Read(rows, ready, page, [whole_number(row.get(explore.id_field)) for row in page])
-        if page:
-            stream.lookups(found, known_users, now, deadline)
+        found.last = len(rows) < self.config.page_size or ready < len(rows) or not found.ids
         return found
 
     def _run_stream(self, stream: Stream, run: RunState, window: Window | None, summary: RunSummary,
                     result: StreamSummary, on_page: Callable[[str, StreamSummary, datetime | None], None] | None,
-                    reader: ThreadPoolExecutor, writer: ThreadPoolExecutor) -> None:
+                    reader: ThreadPoolExecutor, lookup: ThreadPoolExecutor, writer: ThreadPoolExecutor) -> None:
         """The page loop of one stream (one function: the loop's exits and its cleanup read best together).
 
-        Page k + 1 is read (in ``reader``) while page k is mapped and written. Entries go to the writer in
-        chunks; the cursor moves past the chunks Cloud Logging accepted, in id order, whenever more than
-        ``MAX_UNCOMMITTED_ENTRIES`` would otherwise be sent beyond it, and at the end.
+        The next pages are read (``_ReadAhead``) while this one is mapped and written. Entries go to the
+        writer in chunks; the commit window's saver stores the cursor past the chunks Cloud Logging accepted,
+        in id order, beside the writes, and a chunk waits only when more than ``MAX_UNCOMMITTED_ENTRIES``
+        would otherwise be sent beyond the stored cursor.
         """
         position = run.cursor.position(stream.name)
         result.cursor_before = result.cursor_after = position.last_id
@@ -165,17 +234,21 @@ class Exporter:
         sender = CommitWindow(self.sink, self.store, run, Repair(stream.context), position, result, writer,
                               self.config.write_batch_entries)
         written_before = run.stats.entries_written
-        pending = reader.submit(self._read, stream, span, run, position.last_id, frozenset(stream.users))
+
+        def lookups(found: Read) -> None:  # in the lookup thread
+            if found.page:
+                stream.lookups(found, run.now, run.deadline)
+
+        pages = _ReadAhead(lambda after_id: self._read(stream, span, run, after_id), lookups, position.last_id,
+                           reader, lookup)
         reached: datetime | None = None  # the newest row time exported
         try:
             while True:
                 page_started = time.monotonic()
-                fetched = pending.result()
+                fetched = pages.next()
                 stream.users.update(fetched.new_users)
                 ids = fetched.ids
                 done = len(fetched.rows) < self.config.page_size or fetched.ready < len(fetched.rows)
-                if not done and ids:  # the loop goes on: read the next page meanwhile
-                    pending = reader.submit(self._read, stream, span, run, max(ids), frozenset(stream.users))
                 _count(summary, result, fetched)
                 if fetched.page:
                     sender.send(_from(stream.entries(fetched), fetched.page, span.since, stream.explore.time_field),
@@ -186,27 +259,27 @@ class Exporter:
                     reached, result.newest_time = newest, newest.isoformat()
                 if not ids and position.last_id is None and sender.sent_through is None:  # nothing yet, ever
                     start = span.since if span.since and span.since > span.until else span.until
-                    position.not_before = start.strftime("%Y-%m-%d %H:%M:%S")
-                    sender.changed = True
+                    sender.start_at(start.strftime("%Y-%m-%d %H:%M:%S"))
                 result.written = run.stats.entries_written - written_before
                 if on_page is not None:
                     on_page(stream.name, result, newest)
-                if done or not ids:
+                if fetched.last:
                     result.caught_up = done
                     break
                 if run.deadline - time.monotonic() < 2 * (time.monotonic() - page_started) + 5:
                     log.info("Time budget nearly spent after %d pages; the next run continues %s from id %s",
                              summary.pages, stream.name, sender.sent_through)
                     break
+            pages.close()  # no page beyond the last one or the budget
             sender.finish()
             result.written = run.stats.entries_written - written_before
             if on_page is not None:  # what the last chunks added
                 on_page(stream.name, result, None)
         except BaseException as exc:
+            pages.close()
             sender.abandon(exc)
             raise
         finally:
-            pending.cancel()  # a read not started yet is not needed any more
             result.written = run.stats.entries_written - written_before
         result.lag_seconds = 0.0 if result.caught_up else (
             round((run.now - reached).total_seconds(), 1) if reached else None)

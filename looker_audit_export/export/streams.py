@@ -87,7 +87,7 @@ def _neighbour_time(times: list[datetime | None], index: int) -> datetime | None
 
 @dataclass
 class Read:
-    """One page as the reader thread fetched it: the rows, what may be exported now, and its lookups."""
+    """One page as the reader threads fetched it: the rows, what may be exported now, and its lookups."""
 
     rows: list[dict[str, Any]]
     ready: int
@@ -95,6 +95,8 @@ class Read:
     row_ids: list[int | None]
     attributes: dict[int, list[tuple[str, Any]]] = field(default_factory=dict)
     new_users: dict[int, LookerUser] = field(default_factory=dict)
+    #: No page follows: this one is short, held back in part, or has no numeric id to continue after.
+    last: bool = False
 
     @property
     def ids(self) -> list[int]:
@@ -115,8 +117,8 @@ class Stream:
         """How many leading rows may be exported now (the rest wait for a later run)."""
         return settled_prefix(rows, until, self.explore.time_field)
 
-    def lookups(self, read: Read, known_users: frozenset[int], now: datetime, deadline: float) -> None:
-        """Fetch what mapping ``read.page`` needs besides its rows (runs in the reader thread)."""
+    def lookups(self, read: Read, now: datetime, deadline: float) -> None:
+        """Fetch what mapping ``read.page`` needs besides its rows (in the lookup thread, page after page)."""
 
     def entries(self, read: Read) -> Iterator[bytes | None]:
         """The page's serialised log entries, one per row of ``read.page``; None for a row left out."""
@@ -129,12 +131,15 @@ class EventsStream(Stream):
 
     def __init__(self, source: LookerSource, context: EntryContext, users: dict[int, LookerUser]) -> None:
         self.source, self.context, self.users = source, context, users
+        #: Users asked for so far, by the lookup thread (the mapping merges them into ``users`` page by page).
+        self.asked: set[int] = set(users)
 
-    def lookups(self, read: Read, known_users: frozenset[int], now: datetime, deadline: float) -> None:
+    def lookups(self, read: Read, now: datetime, deadline: float) -> None:
         if read.ids:
             read.attributes = self.source.attributes(min(read.ids), max(read.ids), until=now, deadline=deadline)
-        missing = _user_ids(read.page) - known_users
+        missing = _user_ids(read.page) - self.asked
         if missing:  # a user Looker no longer knows (deleted) is remembered too, so it is asked for once
+            self.asked |= missing
             found = self.source.users(missing, until=now, deadline=deadline)
             read.new_users = {number: found.get(number, LookerUser(number)) for number in missing}
 

@@ -87,12 +87,15 @@ class _Settings(api_settings.ApiSettings):
 
 class _LastResponse(threading.local):
     """The HTTP status and path of the SDK's last response in the calling thread (the SDK's errors carry
-    neither). Per thread: runs that overlap in one instance share the session, each in its reader thread."""
+    neither). Per thread: a run's reader and lookup threads, and runs that overlap in one instance, share the
+    session."""
 
     def __init__(self) -> None:
         self.status: int | None = None
         self.path = ""
         self.retry_after = 0.0
+        #: The session token this thread's last request went out with.
+        self.token: auth_token.AuthToken | None = None
 
     def hook(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.status = response.status_code
@@ -114,12 +117,15 @@ class LookerClient:
     credentials_source: str = "the credentials secret"
     #: First delay of the jittered exponential backoff between attempts (``RETRY_INITIAL_SECONDS``).
     backoff_seconds: float = _BACKOFF_SECONDS
-    #: Queries sent, per calling thread: each run reads Looker from a thread of its own, so runs that
-    #: overlap in one instance count apart (``query_calls``).
+    #: Queries sent, per calling thread: each run reads Looker from threads of its own, so runs that
+    #: overlap in one instance count apart (``query_calls``, summed over the run's threads).
     _calls: threading.local = field(default_factory=threading.local, repr=False)
     sleep: Callable[[float], None] = time.sleep
     _last: _LastResponse = field(default_factory=_LastResponse)
     _sdk: methods40.Looker40SDK | None = None
+    #: Held while the session's token is checked, renewed or dropped: a run's reader and lookup threads (and
+    #: overlapping runs) share the session, and a session that ended must lead to one login, not one a thread.
+    _login_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def query_calls(self) -> int:
@@ -156,6 +162,7 @@ class LookerClient:
             if remaining <= 1:
                 raise LookerUnavailable(f"time budget exhausted before reading {what} from {self.host}")
             self._last.status, self._last.path, self._last.retry_after = None, "", 0.0
+            self._last.token = self.sdk().auth.token
             try:
                 return call(max(1, int(min(self.timeout_seconds, remaining))))
             except (looker_error.SDKError, serialize.DeserializeError) as exc:
@@ -171,6 +178,15 @@ class LookerClient:
             if not self._wait_to_retry(problem, attempt, deadline):
                 raise LookerUnavailable(f"{problem}; giving up after {attempt} attempts")
 
+    def _live_token(self, timeout: int) -> None:
+        """Log in unless the session has a live token, one thread at a time (the others then use its token),
+        and remember the token this thread's request goes out with."""
+        auth = self.sdk().auth
+        with self._login_lock:
+            if not auth.is_authenticated:
+                auth.authenticate({"timeout": timeout})
+            self._last.token = auth.token
+
     def query(self, view: str, fields: Iterable[str], filters: dict[str, str], sorts: list[str],
                limit: int, deadline: float) -> list[dict[str, Any]]:
         body = models40.WriteQuery(model=MODEL, view=view, fields=list(fields), filters=filters, sorts=sorts,
@@ -185,6 +201,7 @@ class LookerClient:
             self._last.status, self._last.path, self._last.retry_after = None, "", 0.0
             try:
                 self._calls.count = self.query_calls + 1
+                self._live_token(max(1, int(min(self.timeout_seconds, remaining))))
                 text = self.sdk().run_inline_query(
                     "json", body, cache=False,
                     transport_options={"timeout": max(1, int(min(self.timeout_seconds, remaining)))},
@@ -246,8 +263,10 @@ class LookerClient:
                     f"Looker {self.host} refused the API credentials (HTTP {status} on login): check the "
                     f"client_id and client_secret in {self.credentials_source} and that the API user is enabled"
                 ) from None
-        elif status == 401:
-            self.sdk().auth.token = auth_token.AuthToken()  # the server ended the session early: log in again
+        elif status == 401:  # the server ended the session early: log in again, unless another thread has
+            with self._login_lock:
+                if self.sdk().auth.token is self._last.token:
+                    self.sdk().auth.token = auth_token.AuthToken()
             return f"Looker {self.host} ended the API session (HTTP 401)"
         if status is None or status < 400 or status in _TRANSIENT_STATUSES:
             # No answer, a body cut off after a good status line (connection broken), or a transient status.
