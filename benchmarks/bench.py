@@ -12,6 +12,7 @@ the baseline, measured at N = 10,000 against the same emulators.
     python benchmarks/bench.py --quick              # N = 10k, 1 run: proves the script works
     python benchmarks/bench.py --profile 100000     # also a cProfile of one export of 100k events
     python benchmarks/bench.py --deployed           # also the deployed shape: 1M events, 0.167 vCPU, latency, 480 s
+    python benchmarks/bench.py --compare main       # every export also with the code of a git ref, alternately
 
 Every N is exported with a ``gs://`` cursor on the GCS emulator and with a local-file one (``--cursors``).
 ``--deployed`` adds one export shaped like the deployed function: 0.167 vCPU (the share of a 256 MiB
@@ -27,6 +28,7 @@ It times nothing in CI: the test suite only runs ``--quick`` to check that it wo
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -35,6 +37,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -120,14 +123,15 @@ def process_cpu_seconds(pid: int | None) -> float | None:
 
 
 def export_once(env: dict[str, str], *, profile_to: str | None = None,
-                emulator_pid: int | None = None) -> dict[str, Any]:
-    """Run one export in a fresh child process and add the emulators' view of it (and their CPU time)."""
+                emulator_pid: int | None = None, code: Path = ROOT) -> dict[str, Any]:
+    """Run one export in a fresh child process (of the exporter in ``code``: this tree, or a ``--compare``
+    checkout) and add the emulators' view of it (and their CPU time)."""
     before = read_json(env["STATS_URL"])
     emulator_cpu_before = process_cpu_seconds(emulator_pid)
-    command = [sys.executable, str(Path(__file__).resolve()), "--child"]
+    command = [sys.executable, str(code / "benchmarks" / "bench.py"), "--child"]
     if profile_to:
         command += ["--profile-to", profile_to]
-    done = subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True,
+    done = subprocess.run(command, cwd=code, env={**os.environ, **env}, capture_output=True, text=True,
                           check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the export child failed ({done.returncode}):\n{done.stderr[-4000:]}")
@@ -185,12 +189,13 @@ def exporter_env(emulators: dict[str, str], events: int, label: str, batch: int 
 
 
 def measure(emulators: dict[str, str], events: int, runs: int, label: str, batch: int | None,
-            emulator_pid: int | None = None, cursor: str = "gs", state_dir: Path | None = None) -> dict[str, Any]:
+            emulator_pid: int | None = None, cursor: str = "gs", state_dir: Path | None = None,
+            code: Path = ROOT) -> dict[str, Any]:
     """``runs`` exports of all ``events``; the median wall time and what each run did."""
     results = []
     for run in range(runs):
         env = exporter_env(emulators, events, f"{label}-{run}", batch, cursor, state_dir)
-        result = export_once(env, emulator_pid=emulator_pid)
+        result = export_once(env, emulator_pid=emulator_pid, code=code)
         summary = result["summary"]
         complete = summary["caught_up"] and summary["events_written"] == events - summary["held_back_unsettled"]
         if not complete or summary["error"]:
@@ -278,7 +283,8 @@ def throttling(group: Path) -> dict[str, int]:
     return {key: int(value) for key, value in (line.split() for line in lines if len(line.split()) == 2)}
 
 
-def measure_deployed(events: int, latency: dict[str, float], budget: int, vcpu: float) -> dict[str, Any]:
+def measure_deployed(events: int, latency: dict[str, float], budget: int, vcpu: float,
+                     code: Path = ROOT) -> dict[str, Any]:
     """One export shaped like the deployed function: ``vcpu`` CPUs, the latency model, a ``gs://`` cursor and
     a ``budget`` second run over ``events`` waiting events; how many it exported in that one run."""
     process, emulators = start_emulators(*emulator_args(events, latency))
@@ -290,7 +296,7 @@ def measure_deployed(events: int, latency: dict[str, float], budget: int, vcpu: 
         env["RUN_BUDGET_SECONDS"] = str(budget)
         if group is not None:
             env["BENCH_CGROUP_PROCS"] = str(group / "cgroup.procs")
-        result = export_once(env, emulator_pid=process.pid)
+        result = export_once(env, emulator_pid=process.pid, code=code)
         throttled = throttling(group) if group is not None else {}
     finally:
         process.terminate()
@@ -312,10 +318,23 @@ def measure_deployed(events: int, latency: dict[str, float], budget: int, vcpu: 
     if group is None:  # not limited: what the CPU share alone would allow, computed and labelled as such
         found["no_cpu_limit_because"] = how
         found["computed_cpu_bound_events_per_run"] = round(budget * vcpu / cpu * written) if cpu else None
-    print(f"  deployed shape: {written:,} events exported in one {budget} s run ({wall:.1f} s, "
+    which = "" if code == ROOT else f" ({code.name})"
+    print(f"  deployed shape{which}: {written:,} events exported in one {budget} s run ({wall:.1f} s, "
           f"{found['events_per_second']:,} events/s, caught up: {summary['caught_up']}), exporter CPU "
           f"{cpu:.1f} s, peak RSS {found['peak_rss_mb']} MB", flush=True)
     return found
+
+
+def checkout(ref: str) -> tuple[Path, str]:
+    """The tree of git ref ``ref`` of this repository, extracted into a new directory; and its commit."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", f"{ref}^{{commit}}"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", commit], check=True,
+                             capture_output=True).stdout
+    where = Path(tempfile.mkdtemp(prefix=f"bench-{commit}-"))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(where, filter="data")
+    return where, commit
 
 
 def mapping_speed(rows: int) -> dict[str, Any]:
@@ -470,10 +489,35 @@ def arguments() -> argparse.ArgumentParser:
                         help="with --deployed: events waiting (default %(default)s)")
     parser.add_argument("--deployed-budget", type=int, default=DEPLOYED_BUDGET_SECONDS,
                         help="with --deployed: RUN_BUDGET_SECONDS of its run (default %(default)s)")
+    parser.add_argument("--compare", metavar="REF",
+                        help="also export with the code of git ref REF (before), alternately with this tree's (after), "
+                             "on the same emulators, and print the two side by side")
     parser.add_argument("--profile", type=int, metavar="N", help="also profile one export of N events (cProfile)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON and PNG (%(default)s)")
     parser.add_argument("--no-chart", action="store_true", help="write the JSON only")
     return parser
+
+
+def print_comparison(found: dict[str, Any]) -> None:
+    """Before (``--compare REF``) and after (this tree), side by side, with the ratios of this one run."""
+    before = found["before"]
+    print(f"\nbefore = {before['ref']} ({before['commit']}), after = this tree; exported alternately in this run "
+          f"on {found['machine']['cpus']} shared cores:")
+    print(f"{'N':>10} {'cursor':>6} {'events/s before':>16} {'after':>8} {'after/before':>12} "
+          f"{'CPU/10k before':>15} {'after':>6} {'peak RSS before':>16} {'after':>6}")
+    for old, new in zip(before["exports"], found["exports"], strict=True):
+        print(f"{new['events']:>10,} {new['cursor']:>6} {old['events_per_second']:>16,.0f} "
+              f"{new['events_per_second']:>8,.0f} {new['events_per_second'] / old['events_per_second']:>11.2f}x "
+              f"{old['cpu_per_10k_events']['exporter']:>15.3f} {new['cpu_per_10k_events']['exporter']:>6.3f} "
+              f"{old['peak_rss_mb']:>16.1f} {new['peak_rss_mb']:>6.1f}")
+    old_run, new_run = before["deployed"], found.get("deployed")
+    if old_run and new_run:
+        print(f"deployed shape ({DEPLOYED_VCPU} vCPU{'' if new_run['cpu_limit'] else ', NOT LIMITED'}, latency, "
+              f"one {new_run['budget_seconds']} s run): before {old_run['events_written']:,} events "
+              f"({old_run['events_per_second']:,} events/s), after {new_run['events_written']:,} "
+              f"({new_run['events_per_second']:,} events/s, "
+              f"{new_run['events_written'] / old_run['events_written']:.2f}x)"
+              f"; peak RSS {old_run['peak_rss_mb']} and {new_run['peak_rss_mb']} MB")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -494,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--cursors takes a comma-separated list of {', '.join(CURSORS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     state_dir = Path(tempfile.mkdtemp(prefix="bench-cursors-"))
+    before_code, before_commit = checkout(args.compare) if args.compare else (None, None)
+    before_exports: list[dict[str, Any]] = []
     print(f"machine: {os.cpu_count()} cores (shared with whatever else runs); latency: {latency}; sizes: {sizes}; "
           f"cursors: {cursors}; runs: {runs}; baseline runs: {baseline_runs}", flush=True)
 
@@ -509,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(f"N = {events:,}: emulators ready", flush=True)
             for cursor in cursors:
+                if before_code is not None:
+                    before_exports.append(measure(emulators, events, runs, f"before-{cursor}-{events}", None,
+                                                  process.pid, cursor, state_dir, before_code))
                 exports.append(measure(emulators, events, runs, f"ours-{cursor}-{events}", None, process.pid,
                                        cursor, state_dir))
             if events == BASELINE_EVENTS:
@@ -522,8 +571,12 @@ def main(argv: list[str] | None = None) -> int:
             process.terminate()
             process.wait(timeout=60)
     shutil.rmtree(state_dir, ignore_errors=True)
+    before_deployed = (measure_deployed(args.deployed_events, latency_model, args.deployed_budget, DEPLOYED_VCPU,
+                                        before_code) if args.deployed and before_code is not None else None)
     deployed = (measure_deployed(args.deployed_events, latency_model, args.deployed_budget, DEPLOYED_VCPU)
                 if args.deployed else None)
+    if before_code is not None:
+        shutil.rmtree(before_code, ignore_errors=True)
 
     ours_10k = next(r for r in exports if r["events"] == BASELINE_EVENTS and r["cursor"] == cursors[0])
     found = {
@@ -537,6 +590,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     if deployed:
         found["deployed"] = deployed
+    if args.compare:
+        found["before"] = {"ref": args.compare, "commit": before_commit, "exports": before_exports,
+                           "deployed": before_deployed}
     found["targets"] = verdicts(found)
     if profile:
         found["profile_top"] = profile
@@ -569,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  COMPUTED, not measured: the CPU seconds used would allow "
                   f"{deployed['computed_cpu_bound_events_per_run']:,} events in {deployed['budget_seconds']} s "
                   f"at {DEPLOYED_VCPU} vCPU")
+    if args.compare:
+        print_comparison(found)
     print(f"mapping alone: {mapping['rows_per_second']:,.0f} rows/s")
     for check, verdict in found["targets"].items():
         print(f"target {check}: {verdict['value']} {'met' if verdict['met'] else 'NOT MET'}")

@@ -1,5 +1,5 @@
-"""The benchmark script works (quick mode, N = 10,000, one run per cursor kind, and a small export in the
-deployed shape). Nothing here is timed."""
+"""The benchmark script works (quick mode, N = 10,000, one run per cursor kind, a small export in the deployed
+shape, each also with the committed code for comparison). Nothing here is timed."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_quick_benchmark_exports_every_event_and_writes_its_results(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--out", str(tmp_path),
-                           "--deployed", "--deployed-events", "3000", "--deployed-budget", "60"],
+                           "--deployed", "--deployed-events", "3000", "--deployed-budget", "60", "--compare", "HEAD"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads((tmp_path / "results.json").read_text())
@@ -40,3 +40,8 @@ def test_quick_benchmark_exports_every_event_and_writes_its_results(tmp_path: Pa
     else:
         assert deployed["no_cpu_limit_because"] and "COMPUTED, not measured" in done.stdout
     assert "in one 60 s run" in done.stdout
+    before = found["before"]  # --compare: the same exports with the code of a git ref, side by side
+    assert [r["cursor"] for r in before["exports"]] == ["gs", "local"] and before["commit"]
+    assert all(r["events_written"] == 10_000 for r in before["exports"])
+    assert before["deployed"]["events_written"] == 3000
+    assert "after/before" in done.stdout
