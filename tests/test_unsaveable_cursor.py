@@ -58,7 +58,7 @@ BREAKS: dict[str, tuple[Callable[[Stack], None], Callable[[Stack], None], str, s
 
 @pytest.mark.parametrize("broken", list(BREAKS))
 def test_a_lasting_store_failure_sends_nothing_then_the_export_completes_once(stack: Stack, broken: str) -> None:
-    more_events(stack, 3000)  # more than one bound: a run that sent blindly would send 2,000 and fail
+    more_events(stack, 3000)  # a run that sent blindly would send all 5,000 (under the bound) and fail
     brk, fix, cause, remedy = BREAKS[broken]
     brk(stack)
     exporter = stack.exporter()  # one warm instance: its ticks fail one after the other
@@ -77,7 +77,7 @@ def test_a_lasting_store_failure_sends_nothing_then_the_export_completes_once(st
 
 
 def test_a_grant_revoked_mid_run_costs_at_most_one_bound_over_three_more_ticks(stack: Stack) -> None:
-    more_events(stack, 6000)
+    more_events(stack, 13_000)  # 15,000: more than one bound (10,000), so the run stores its cursor on the way
     exporter = stack.exporter()
     saves = 0
     store = exporter.store
