@@ -768,6 +768,10 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+#: The Looker release the emulator says it is (``GET /versions``).
+RELEASE = "25.14.30"
+
+
 class LookerEmulator(HttpServed):
     """A Looker API 4.0 server for System Activity, running in a daemon thread."""
 
@@ -827,6 +831,14 @@ class LookerEmulator(HttpServed):
             raise RuntimeError("emulator not started")
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    def versions(self) -> dict[str, Any]:
+        """``GET /versions`` (ApiVersion in spec/Looker.4.0.oas.json of looker-open-source/sdk-codegen): answered
+        without a login (``x-looker-activity-type: none``, like ``/login``), at the root and under /api/4.0."""
+        current = {"version": "4.0", "full_version": f"4.0.{RELEASE}", "status": "current",
+                   "swagger_url": f"{self.base_url}/api/4.0/swagger.json"}
+        return {"looker_release_version": RELEASE, "current_version": current, "supported_versions": [current],
+                "api_server_url": self.base_url, "web_server_url": self.base_url}
 
     def start(self) -> str:
         """Start serving in a daemon thread; returns the base URL."""
@@ -1288,6 +1300,8 @@ class _Handler(QuietHandler):
 
     def _route(self, method: str, path: str, params: dict[str, str], body: bytes) -> tuple[int, Any]:
         emulator = self.emulator
+        if path in ("/versions", "/api/4.0/versions") and method == "GET":  # no login, as Looker's spec says
+            return 200, emulator.versions()
         if path == "/api/4.0/login":
             if method != "POST":
                 raise ApiError(404, "Not found")

@@ -24,7 +24,7 @@ from .config import Config
 from .credentials import CredentialsError, LookerCredentials, SecretManagerUnreachable
 from .entries.head import RESOURCE_TYPE, SERVICE_NAME
 from .looker import explores
-from .looker.client import LookerError, LookerUnavailable
+from .looker.client import LookerError, LookerUnavailable, LookerUnreachable, NotLooker
 from .looker.reader import LookerSource
 from .sink import logging_client
 from .state import StateError, StateUnwritable, state_store
@@ -143,6 +143,8 @@ _UNREACHABLE = "check LOOKER_BASE_URL and that Looker answers from here (network
 def _attempt(name: str, call: Callable[[], Any], success: str, fix: str) -> Check:
     try:
         call()
+    except (LookerUnreachable, NotLooker) as exc:  # DNS, refused, timed out, TLS, not Looker: each its own fix
+        return Check(name, False, exc.cause, exc.fix)
     except LookerUnavailable as exc:
         return Check(name, False, str(exc), _UNREACHABLE)
     except LookerError as exc:

@@ -61,6 +61,6 @@ def test_wrong_secret_fails_clearly_without_leaking_it(stack: Stack, tmp_path: P
     credentials = tmp_path / "creds.json"
     credentials.write_text(json.dumps({"client_id": CLIENT_ID, "client_secret": "wrong-" + CLIENT_SECRET}))
     result = cli(stack.env, "export", "--credentials-file", str(credentials))
-    assert result.returncode == 1
+    assert result.returncode == 2  # credentials to fix first (docs/configuration.md#exit-codes)
     assert "refused the API credentials (HTTP 404 on login)" in result.stderr
     assert CLIENT_SECRET not in result.stdout + result.stderr

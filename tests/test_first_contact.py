@@ -196,3 +196,11 @@ def test_a_dry_runs_summary_says_it_stored_no_cursor(stack: Stack) -> None:
     assert summary["events_written"] == len(stack.visible_ids()) and summary["cursor_writes"] == 0
     assert stack.cursor() == {}
     assert '`"cursor_writes": 0`' in (ROOT / "docs" / "local.md").read_text()  # as the docs say
+
+
+def test_a_zone_that_contradicts_lookers_settings_and_refused_keys_exit_2(stack: Stack, tmp_path: Path) -> None:
+    stack.looker.forbid_settings()  # an API user that may not read the settings, and no LOOKER_QUERY_TIMEZONE
+    assert cli(stack.env, "export").returncode == 2
+    credentials = tmp_path / "creds.json"
+    credentials.write_text(json.dumps({"client_id": CLIENT_ID, "client_secret": "wrong"}))
+    assert cli(stack.env, "export", "--credentials-file", str(credentials)).returncode == 2

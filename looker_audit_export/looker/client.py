@@ -24,6 +24,8 @@ from looker_sdk.sdk.api40 import methods as methods40
 from looker_sdk.sdk.api40 import models as models40
 
 from ..credentials import LookerCredentials
+from ..errors import NeedsFix
+from . import network
 from .explores import MODEL
 
 log = logging.getLogger("looker_audit_export.looker_source")  # the name its lines carried before the split
@@ -67,6 +69,26 @@ class LookerError(RuntimeError):
 
 class LookerUnavailable(RuntimeError):
     """Looker kept failing with transient errors until the retries or the time budget ran out."""
+
+
+class LookerSetupError(LookerError, NeedsFix):
+    """Looker refuses because of a setting, a permission or the credentials: a retry fails the same way."""
+
+
+class NotLooker(LookerSetupError):
+    """The base URL answers, but not as Looker's API does: the URL is wrong, not the credentials."""
+
+    def __init__(self, cause: str, fix: str) -> None:
+        super().__init__(f"{cause}; fix: {fix}")
+        self.cause, self.fix = cause, fix
+
+
+class LookerUnreachable(LookerUnavailable):
+    """No connection to Looker at all (DNS, refused, timed out, TLS): not retried; ``fix`` says what to check."""
+
+    def __init__(self, found: network.Unreachable) -> None:
+        super().__init__(str(found))
+        self.kind, self.cause, self.fix = found.kind, found.cause, found.fix
 
 
 class _Settings(api_settings.ApiSettings):
@@ -122,6 +144,7 @@ class LookerClient:
     _calls: threading.local = field(default_factory=threading.local, repr=False)
     sleep: Callable[[float], None] = time.sleep
     _last: _LastResponse = field(default_factory=_LastResponse)
+    _session: network.RecordingSession = field(default_factory=network.RecordingSession, repr=False)
     _sdk: methods40.Looker40SDK | None = None
     #: Held while the session's token is checked, renewed or dropped: a run's reader and lookup threads (and
     #: overlapping runs) share the session, and a session that ended must lead to one login, not one a thread.
@@ -140,7 +163,7 @@ class LookerClient:
         """The SDK, built once; it logs in on first use and again when its token expires."""
         if self._sdk is None:
             settings = _Settings(self.base_url, self.verify_ssl, self.timeout_seconds, self.credentials)
-            session = requests.Session()
+            session = self._session
             session.hooks["response"].append(self._last.hook)
             transport = requests_transport.RequestsTransport(settings, session)
             self._sdk = methods40.Looker40SDK(
@@ -256,10 +279,22 @@ class LookerClient:
         """Raise LookerError for a permanent failure; return a description of a transient one."""
         status, path = self._last.status, self._last.path
         detail = _short(getattr(exc, "message", "") or str(exc))
+        if status is None:
+            unreachable = network.describe(self._session.last_error, self.base_url)
+            if unreachable is not None:
+                raise LookerUnreachable(unreachable) from None
         if path.endswith("/login"):
+            if status == 404:  # Looker's answer to wrong credentials, and any other server's to a wrong URL
+                looker, seen = network.looker_versions(self._session, self.base_url)
+                if not looker:
+                    raise NotLooker(
+                        f"{self.base_url} is not a Looker API: POST /api/4.0/login answered HTTP 404 and {seen} "
+                        "(Looker answers GET /versions without a login), so the credentials were not the problem",
+                        "set LOOKER_BASE_URL to the Looker instance's URL, e.g. https://example.looker.com (a "
+                        "self-hosted Looker's API may listen on port 19999)") from None
             if status in _AUTH_STATUSES:
                 self.forget_credentials()
-                raise LookerError(
+                raise LookerSetupError(
                     f"Looker {self.host} refused the API credentials (HTTP {status} on login): check the "
                     f"client_id and client_secret in {self.credentials_source} and that the API user is enabled"
                 ) from None
@@ -272,7 +307,7 @@ class LookerClient:
             # No answer, a body cut off after a good status line (connection broken), or a transient status.
             what = "connection error" if status is None else "broken answer" if status < 400 else f"HTTP {status}"
             return f"Looker {self.host} failed ({what}): {detail}"
-        raise LookerError(
+        raise LookerSetupError(
             f"Looker {self.host} rejected the System Activity query (HTTP {status}): {detail}. "
             "The API user needs the see_system_activity permission"
         ) from None

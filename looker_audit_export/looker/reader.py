@@ -29,7 +29,7 @@ from ..timezones import (
     zone_info,
 )
 from ..values import LookerUser, parse_looker_time, whole_number
-from .client import LookerClient, LookerError
+from .client import LookerClient, LookerError, LookerSetupError
 from .explores import ATTRIBUTE_FIELDS, MODEL, STREAM_EXPLORES, USER_FIELDS, Explore, refusal, report
 from .explores import warning as fields_warning
 
@@ -100,7 +100,7 @@ class Instance:
                 continue
             found = report(explore, self.explore_fields(explore, deadline))
             if found.missing_required:
-                raise LookerError(refusal(found))
+                raise LookerSetupError(refusal(found))
             if found.missing_optional:
                 log.warning(fields_warning(found))
             self._checked.add(explore)
@@ -121,8 +121,8 @@ class Instance:
                 else:
                     reading = effective_zone(answer.allow_user_timezones, answer.timezone, self.declared_timezone,
                                              forbidden=None)
-            except TimeZoneError as exc:
-                raise LookerError(f"Looker {self.host}: {exc}") from None
+            except TimeZoneError as exc:  # the settings and LOOKER_QUERY_TIMEZONE disagree, or say too little
+                raise LookerSetupError(f"Looker {self.host}: {exc}") from None
             log.info("Looker %s time zone settings: %s", self.host, reading.how)
             self.expected = reading
         return self.expected
@@ -184,8 +184,8 @@ class Instance:
             verdict = time_truth.decide(measurement, expected=expected.zone, expected_how=expected.how,
                                         declared=self.declared_timezone if expected.settings_read else None,
                                         host=self.host)
-        except TimeZoneError as exc:
-            raise LookerError(f"Looker {self.host}: {exc}") from None
+        except TimeZoneError as exc:  # measured in a zone that neither the settings nor the variable explain
+            raise LookerSetupError(f"Looker {self.host}: {exc}") from None
         if self._verdict is not None:
             refusal_ = time_truth.changed(self._verdict, verdict, measurement)
             if refusal_ is not None:
