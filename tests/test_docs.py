@@ -447,3 +447,15 @@ def test_the_demo_runs_one_tick_end_to_end() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "The function answered HTTP 200 (done)" in done.stdout
     assert '"insertId": "looker-' in done.stdout
+    assert done.stdout.startswith("Starting the local emulators")  # it says what it does
+    assert "were left for the next run: they are younger than SETTLE_SECONDS" in done.stdout  # held back, in words
+    assert "chttp2" not in done.stdout + done.stderr and "goaway" not in (done.stdout + done.stderr).lower()
+
+
+def test_the_demo_says_what_it_installs_and_how_long_it_takes() -> None:
+    """scripts/demo.sh speaks before the install (silent for about 2 minutes the first time) and shows pip's
+    own output only when the install fails (run here it would replace the shared .venv: read, not run)."""
+    script = (ROOT / "scripts" / "demo.sh").read_text()
+    say, install = script.index('echo "Installing'), script.index("scripts/bootstrap.sh")
+    assert say < install and "2 minutes the first time" in script[say:install]
+    assert 'scripts/bootstrap.sh >"$install_log" 2>&1' in script and 'cat "$install_log"' in script
