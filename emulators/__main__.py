@@ -4,6 +4,10 @@ emulators in one process.
 Prints one JSON line with the environment a client needs (never the client
 secret, which only lives inside the emulated secret), then serves until
 SIGTERM or SIGINT.  ``STATS_URL`` returns every emulator's counters.
+
+``--env`` starts them in the background instead and prints that environment as
+``export NAME=value`` lines, with ``EMULATORS_PID`` to stop them, for one line
+in a shell: ``eval "$(python -m emulators --env)"``, later ``kill $EMULATORS_PID``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import argparse
 import gc
 import json
 import secrets
+import shlex
 import signal
+import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
@@ -58,12 +64,39 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="serve System Activity without this field (e.g. permission_set.permissions); repeatable")
     parser.add_argument("--logging-forbidden", action="store_true",
                         help="answer every WriteLogEntries with PERMISSION_DENIED")
+    parser.add_argument("--env", action="store_true",
+                        help='start in the background and print `export NAME=value` lines for '
+                             '`eval "$(python -m emulators --env)"`; stop them with `kill $EMULATORS_PID`')
     return parser.parse_args(argv)
+
+
+def export_lines(env: dict[str, str], pid: int) -> str:
+    """The environment as shell ``export`` lines (values quoted), with the process to stop."""
+    lines = [f"export {name}={shlex.quote(value)}" for name, value in {**env, "EMULATORS_PID": str(pid)}.items()]
+    return "\n".join([*lines, "# stop the emulators with: kill $EMULATORS_PID"]) + "\n"
+
+
+def in_background(argv: list[str]) -> int:
+    """Start the emulators as a process of their own (a new session, so the shell's command substitution
+    returns at once), wait for their environment line, and print it as ``export`` lines."""
+    command = [sys.executable, "-m", "emulators", *(arg for arg in argv if arg != "--env")]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             text=True, start_new_session=True)
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    child.stdout.close()  # the emulators print nothing more
+    if not line:
+        print("error: the emulators exited before printing their endpoints", file=sys.stderr)
+        return 1
+    sys.stdout.write(export_lines({key: str(value) for key, value in json.loads(line).items()}, child.pid))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Start the emulators, print the environment line, serve until signalled."""
     args = _parse_args(argv)
+    if args.env:
+        return in_background(list(sys.argv[1:] if argv is None else argv))
     client_secret = args.client_secret or secrets.token_urlsafe(24)
     data = SystemActivity.synthetic(
         args.events,

@@ -362,7 +362,18 @@ def check_source(args: list[str]) -> None:
 
 
 def shell_tool(args: list[str]) -> None:
-    """read, printf, mktemp, chmod, rm, unset, echo, head, $EDITOR: the shell's and coreutils' own."""
+    """read, printf, mktemp, chmod, rm, unset, echo, head, date, kill, $EDITOR: the shell's and coreutils' own."""
+
+
+def check_eval(args: list[str]) -> None:
+    """``eval "$(python -m emulators --env)"``: its inner command is checked as a command of its own, and the
+    whole block runs in tests/test_first_contact.py."""
+    assert args == [], args
+
+
+def check_curl(args: list[str]) -> None:
+    """The tick posted by hand: the block runs against functions-framework in tests/test_first_contact.py."""
+    assert "ce-type: google.cloud.pubsub.topic.v1.messagePublished" in args, args
 
 
 CHECKS: dict[str, Callable[[list[str]], None]] = {
@@ -380,8 +391,10 @@ CHECKS: dict[str, Callable[[list[str]], None]] = {
     "cd": check_cd,
     "cp": check_cp,
     "source": check_source,
+    "eval": check_eval,
+    "curl": check_curl,
     **{tool: shell_tool for tool in ("read", "printf", "mktemp", "chmod", "rm", "unset", "echo", "head",
-                                     "$EDITOR")},
+                                     "date", "kill", "$EDITOR")},
 }
 
 

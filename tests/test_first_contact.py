@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -204,3 +205,38 @@ def test_a_zone_that_contradicts_lookers_settings_and_refused_keys_exit_2(stack:
     credentials = tmp_path / "creds.json"
     credentials.write_text(json.dumps({"client_id": CLIENT_ID, "client_secret": "wrong"}))
     assert cli(stack.env, "export", "--credentials-file", str(credentials)).returncode == 2
+
+
+# ----------------------------------------------------------------------------------- the docs' local commands
+def local_block(containing: str) -> str:
+    text = (ROOT / "docs" / "local.md").read_text()
+    return next(block for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S) if containing in block)
+
+
+def test_the_emulators_load_into_the_shell_in_one_line_and_check_passes() -> None:
+    block = local_block('eval "$(python -m emulators --env)"')
+    assert "kill $EMULATORS_PID" in block
+    cleanup = 'trap \'[ -n "${EMULATORS_PID:-}" ] && kill "$EMULATORS_PID" 2>/dev/null || true\' EXIT\n'
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", cleanup + block], cwd=ROOT, capture_output=True,
+                            text=True, timeout=180,
+                            env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(from LOOKER_BASE_URL)" in result.stdout and result.stdout.rstrip().endswith("All required checks passed.")
+
+
+def test_the_documented_curl_delivers_a_tick_that_exports(stack: Stack, tmp_path: Path) -> None:
+    from emulators.harness import start_function
+
+    block = local_block("curl ")
+    port = free_port()
+    with (tmp_path / "function.log").open("w") as sink:
+        function = start_function(stack.env, port, stdout=sink)
+        try:
+            result = subprocess.run(["bash", "-euo", "pipefail", "-c",
+                                     block.replace("localhost:8080", f"127.0.0.1:{port}")],
+                                    capture_output=True, text=True, timeout=180)
+        finally:
+            function.terminate()
+            function.wait(10)
+    assert result.returncode == 0 and result.stdout.strip() == "200", result.stdout + result.stderr
+    assert sorted(stack.exported_ids()) == stack.visible_ids()
