@@ -106,7 +106,12 @@ def _looker_checks(config: Config, source: LookerSource) -> list[Check]:
     try:
         source.client.credentials()
         checks.append(Check("Credentials", True, f"{where} is readable and holds a client_id and client_secret"))
-    except (CredentialsError, SecretManagerUnreachable) as exc:
+    except SecretManagerUnreachable as exc:
+        checks.append(Check("Credentials", False, str(exc), "check the network path to Secret Manager "
+                            "(docs/networking.md#google-apis-from-the-subnetwork), or SECRET_MANAGER_EMULATOR_HOST "
+                            "for the emulator, then check again"))
+        return checks + _not_run(config, "the credentials cannot be read")
+    except CredentialsError as exc:
         checks.append(Check("Credentials", False, str(exc), "see the message; the payload must be "
                             '{"client_id": "...", "client_secret": "..."}'))
         return checks + _not_run(config, "the credentials cannot be read")

@@ -73,6 +73,10 @@ def test_an_unreachable_secret_manager_is_named_quickly_with_the_variable(stack:
     error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
     assert error.startswith("Secret Manager could not be reached for LOOKER_CREDENTIALS_SECRET=")
     assert "SECRET_MANAGER_EMULATOR_HOST" in error and "Timeout of 60.0s" not in error
+    checked = cli({**stack.env, "SECRET_MANAGER_EMULATOR_HOST": f"127.0.0.1:{free_port()}"}, "check")
+    fix = checked.stdout.splitlines()[checked.stdout.splitlines().index(next(
+        line for line in checked.stdout.splitlines() if line.startswith("✗ Credentials"))) + 1]
+    assert "network path to Secret Manager" in fix and "payload" not in fix
 
 
 def test_a_secret_name_not_found_names_it_the_project_and_both_fixes(stack: Stack) -> None:

@@ -197,3 +197,25 @@ def test_one_write_per_second_per_object_as_gcs_allows(monkeypatch: pytest.Monke
         # The client's default retry waits the limit out on its own.
         bucket.blob(NAME).upload_from_string(b'{"v": 3}', if_generation_match=None)
         assert emu.stats()["rate_limited"] >= 2 and bucket.blob(NAME).download_as_bytes() == b'{"v": 3}'
+
+
+def test_a_revoked_permission_is_answered_403_as_gcs_words_it(emulator: GcsEmulator, bucket: storage.Bucket) -> None:
+    put(bucket, b"{}", 0)
+    emulator.revoke("demo-state", "storage.objects.delete")  # narrowed to create and read: no replacing
+    with pytest.raises(exceptions.Forbidden, match=r"Permission 'storage\.objects\.delete' denied on resource"):
+        bucket.blob(NAME).upload_from_string(b"{}", retry=None)  # replacing an object needs delete too
+    bucket.blob("looker/new.json").upload_from_string(b"{}", retry=None)  # a new object needs create only
+    assert bucket.blob(NAME).download_as_bytes() == b"{}"
+    emulator.revoke("demo-state")  # every object permission of roles/storage.objectUser
+    with pytest.raises(exceptions.Forbidden, match=r"Anonymous caller does not have storage\.objects\.get access"):
+        bucket.blob("looker/absent.json").download_as_bytes(retry=None)  # 403 before 404: "(or it may not exist)"
+    emulator.grant("demo-state")
+    assert bucket.blob(NAME).download_as_bytes() == b"{}"
+
+
+def test_a_deleted_bucket_is_answered_404(emulator: GcsEmulator, bucket: storage.Bucket) -> None:
+    put(bucket, b"{}", 0)
+    emulator.delete_bucket("demo-state")
+    with pytest.raises(exceptions.NotFound, match="The specified bucket does not exist"):
+        bucket.blob(NAME).upload_from_string(b"{}", retry=None)
+    assert bucket.get_blob(NAME) is None  # the client's get_blob answers None for any 404
