@@ -249,7 +249,9 @@ def test_write_applied_but_answered_too_late_is_sent_again_once(stack: Stack) ->
     with pytest.raises(ExportError) as failure:
         exporter.run()
     assert stack.cursor_id() is None and failure.value.summary.entries_resent == 0
-    time.sleep(0.7)  # let the late write land
+    landed = time.monotonic() + 10
+    while stack.logging.stats()["entries_stored"] < 500 and time.monotonic() < landed:
+        time.sleep(0.05)  # let the late write land, however loaded the machine
     summary, _ = deliver(exporter)
     # the first chunk (one page of 500) was stored twice; the rerun knows it sent it again
     verify(stack, "Logging DEADLINE_EXCEEDED after storing", runs=2, stored_twice=500)
