@@ -521,7 +521,7 @@ def print_comparison(found: dict[str, Any]) -> None:
               f"one {new_run['budget_seconds']} s run): before {old_run['events_written']:,} events "
               f"({old_run['events_per_second']:,} events/s), after {new_run['events_written']:,} "
               f"({new_run['events_per_second']:,} events/s, "
-              f"{new_run['events_written'] / old_run['events_written']:.2f}x)"
+              f"{new_run['events_per_second'] / old_run['events_per_second']:.2f}x the events a second)"
               f"; peak RSS {old_run['peak_rss_mb']} and {new_run['peak_rss_mb']} MB")
 
 
