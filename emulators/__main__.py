@@ -33,7 +33,7 @@ from emulators.looker_data import API_USER_ID, SystemActivity
 from emulators.secret_manager import SecretManagerEmulator
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m emulators", description=__doc__)
     parser.add_argument("--events", type=int, default=2000, help="synthetic System Activity events")
     parser.add_argument("--history", type=int, default=0,
@@ -94,7 +94,7 @@ def in_background(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Start the emulators, print the environment line, serve until signalled."""
-    args = _parse_args(argv)
+    args = parse_args(argv)
     if args.env:
         return in_background(list(sys.argv[1:] if argv is None else argv))
     client_secret = args.client_secret or secrets.token_urlsafe(24)

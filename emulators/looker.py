@@ -667,7 +667,7 @@ class QueryEngine:
         """Evaluate a plan into JSON-ready rows."""
         specs = plan.specs
         tests = [(specs[name].get, f.test) for name, f in plan.filters]
-        candidates, natural = self._candidates(plan)
+        candidates, natural = self.candidates(plan)
         if plan.view in ("event", "event_attribute") and self.data.has_hidden_ids:
             event_of = self.data.attr_event.__getitem__ if plan.view == "event_attribute" else None
             tests.append((event_of or (lambda i: i), self.data.is_visible))
@@ -702,7 +702,7 @@ class QueryEngine:
         fields = plan.fields
         return [dict(zip(fields, record, strict=True)) for record in zip(*values, strict=True)]
 
-    def _candidates(self, plan: _Plan) -> tuple[Any, dict[str, bool]]:
+    def candidates(self, plan: _Plan) -> tuple[Any, dict[str, bool]]:
         """Rows to scan, narrowed by id/time ranges, and their natural sort keys.
 
         The natural keys map each field the candidates are already sorted by

@@ -41,7 +41,7 @@ BACKFILL_RUN_SECONDS = 3600
 _EXIT_EPILOG = "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m looker_audit_export",
         description="Export Looker System Activity to Cloud Logging. Configuration comes from the same "
@@ -105,7 +105,7 @@ def _file_credentials(path: Path) -> LookerCredentials:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; the exit code is one of ``errors.EXIT_CODES`` (docs/configuration.md)."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     quiet = args.command == "check"  # its ✓/✗ lines say everything; no JSON log line among them
     logs.configure(stream=sys.stderr, level=logging.ERROR if quiet else logging.INFO, plain=quiet)
     try:

@@ -50,14 +50,14 @@ def _blocks(path: Path, kind: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     text = re.sub(r"^<<-?EOT\s*|\s*EOT$", "", text.strip())
     return re.sub(r"\s+", " ", text).strip().replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _type(value: str) -> str:
     m = re.fullmatch(r"\$\{(.*)\}", value, re.S)
-    return _one_line(m.group(1) if m else value)
+    return one_line(m.group(1) if m else value)
 
 
 def _default(var: dict[str, Any]) -> str:
@@ -66,7 +66,7 @@ def _default(var: dict[str, Any]) -> str:
     value = var["default"]
     if isinstance(value, str):
         m = re.fullmatch(r"\$\{(.*)\}", value, re.S)
-        return f"`{_one_line(m.group(1))}`" if m else f'`"{value}"`'
+        return f"`{one_line(m.group(1))}`" if m else f'`"{value}"`'
     return f"`{json.dumps(value)}`"
 
 
@@ -76,11 +76,11 @@ def tables() -> str:
     for name, var in _blocks(MODULE / "variables.tf", "variable").items():
         required = "no" if "default" in var else "yes"
         lines.append(
-            f"| {name} | {_one_line(var['description'])} | `{_type(var['type'])}` | {_default(var)} | {required} |"
+            f"| {name} | {one_line(var['description'])} | `{_type(var['type'])}` | {_default(var)} | {required} |"
         )
     lines += ["", "## Outputs", "", "| Name | Description |", "|---|---|"]
     for name, out in _blocks(MODULE / "outputs.tf", "output").items():
-        lines.append(f"| {name} | {_one_line(out['description'])} |")
+        lines.append(f"| {name} | {one_line(out['description'])} |")
     return "\n".join(lines)
 
 

@@ -174,14 +174,14 @@ def env_name_known(name: str) -> None:
 
 def check_python(args: list[str]) -> None:
     if args[:2] == ["-m", "looker_audit_export"]:
-        from looker_audit_export.cli import _parser
+        from looker_audit_export.cli import build_parser
 
-        parses(_parser(), args[2:])
+        parses(build_parser(), args[2:])
     elif args[:2] == ["-m", "emulators"]:
-        from emulators.__main__ import _parse_args
+        from emulators.__main__ import parse_args
 
         try:
-            _parse_args(args[2:])
+            parse_args(args[2:])
         except SystemExit as exc:
             pytest.fail(f"python -m emulators refuses {args[2:]}: exit {exc.code}")
     elif args[:1] == ["benchmarks/bench.py"]:

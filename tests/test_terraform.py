@@ -381,7 +381,7 @@ def test_module_readme_lists_every_input_and_output(cfg: Config):
     for name, var in cfg.variables.items():
         required = rows[name].rsplit("|", 1)[1].strip()
         assert required == ("no" if "default" in var else "yes"), (name, required)
-        assert module_readme._one_line(var["description"]) in rows[name], name
+        assert module_readme.one_line(var["description"]) in rows[name], name
     listed = set(re.findall(r"^\| ([a-z0-9_]+) \|", outputs, re.M))
     assert listed == set(cfg.outputs), listed ^ set(cfg.outputs)
 

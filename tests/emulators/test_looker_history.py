@@ -410,12 +410,12 @@ def test_id_and_created_time_ranges_narrow_by_bisect(big: LookerEmulator) -> Non
     middle = history.ids[10_000]
     query = {"model": "system__activity", "view": "history", "fields": ["history.id"]}
     plan = engine.plan({**query, "filters": {"history.id": f">{middle}"}, "sorts": ["history.id"]}, "10", T0)
-    candidates, _ = engine._candidates(plan)
+    candidates, _ = engine.candidates(plan)
     assert len(candidates) == 12_345 - 10_000  # not a scan of every row
     assert [r["history.id"] for r in engine.run(plan)] == list(history.ids[10_001:10_011])
     window = {"history.created_time": "2024-03-09 12:00:00 to 2024-03-09 13:00:00"}
     plan = engine.plan({**query, "filters": window, "query_timezone": "UTC"}, "-1", T0)
-    candidates, _ = engine._candidates(plan)
+    candidates, _ = engine.candidates(plan)
     assert 0 < len(candidates) < 1000
     assert len(engine.run(plan)) == len(candidates)
 
