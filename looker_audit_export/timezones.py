@@ -135,7 +135,8 @@ class WallClock:
     problems: list[str] = field(default_factory=list)
 
 
-def _parse_wall(value: Any) -> datetime | None:
+def parse_wall(value: Any) -> datetime | None:
+    """A Looker time as the naive wall time it shows (None when unreadable or carrying an offset)."""
     if not isinstance(value, str):
         return None
     try:
@@ -170,7 +171,7 @@ def convert_rows(rows: list[dict[str, Any]], fields: Iterable[str], clocks: dict
         for name in present:
             clock = clocks[name]
             value = row.get(name)
-            wall = _parse_wall(value)
+            wall = parse_wall(value)
             if wall is None:
                 continue  # missing, empty or already carrying an offset: the mapping reads it as it is
             if not _exists(wall, clock.zone):
@@ -201,7 +202,7 @@ def convert_rows(rows: list[dict[str, Any]], fields: Iterable[str], clocks: dict
 def _steps_back_later(rows: list[dict[str, Any]], index: int, name: str, wall: datetime, zone: ZoneInfo) -> bool:
     """Whether a later row's time in the same repeated hour is earlier by more than JITTER (the 2nd pass)."""
     for row in rows[index + 1:]:
-        other = _parse_wall(row.get(name))
+        other = parse_wall(row.get(name))
         if other is None or not _exists(other, zone):
             continue
         early, late = _readings(other, zone)

@@ -1,15 +1,16 @@
 """What the export reads from System Activity: keyset pages, the events' attributes, the users, and what
-the instance is like (its time zone and its explores' fields, read once per instance life), with every
-datetime placed in UTC whatever zone the instance reads it in.
+the instance is like (the zone its settings lead to expect, its explores' fields and API user, read once per
+instance life; the zone measured is ``measure.py``'s), with every datetime placed in UTC whatever zone the
+instance reads it in.
 
-Knows the client, the explores and the time-zone rules; knows nothing of entries, streams or the cursor.
+Knows the client, the explores, the measurement and the time-zone rules; knows nothing of entries, streams
+or the cursor.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .. import time_truth
-from ..time_truth import SPREAD, Measurement, Verdict
+from ..time_truth import SPREAD
 from ..timezones import (
     TIME_FIELDS,
     TimeReading,
@@ -28,10 +29,11 @@ from ..timezones import (
     utc_bound,
     zone_info,
 )
-from ..values import LookerUser, parse_looker_time, whole_number
+from ..values import LookerUser, whole_number
 from .client import LookerClient, LookerError, LookerSetupError
 from .explores import ATTRIBUTE_FIELDS, MODEL, STREAM_EXPLORES, USER_FIELDS, Explore, refusal, report
 from .explores import warning as fields_warning
+from .measure import TimeMeasure
 
 log = logging.getLogger("looker_audit_export.looker_source")  # the name its lines carried before the split
 
@@ -42,19 +44,6 @@ ATTRIBUTE_PAGE_ROWS = 20_000
 CONTEXT_HOURS = timedelta(hours=2)
 
 CONTEXT_ROWS = 50_000
-
-#: The History rows read to measure how System Activity shows time: the API user's own queries since a day
-#: before the query measured, newest first (a run makes at most a few a minute).
-MEASURE_ROWS = 500
-
-MEASURE_LOOKBACK = timedelta(days=1)
-
-#: A row placed this much before a row of lower id is taken as a sign the zone changed (offsets differ by
-#: 15 minutes at least; ids follow time within ``timezones.JITTER``), and the instance measures again.
-STEP_BACK = timedelta(minutes=15)
-
-#: The History fields the measurement reads (``time_truth`` says where each is confirmed).
-MEASURE_FIELDS = ("history.id", "history.created_time", "query.formatted_filters", "user.id")
 
 #: The explore metadata asked for: only each field's name. The full answer holds every attribute of every
 #: field (labels, types, SQL); the nested selection is what public clients send
@@ -73,20 +62,23 @@ class Instance:
     declared_timezone: str | None = None
     #: What the settings (or LOOKER_QUERY_TIMEZONE) lead to expect, read once.
     expected: TimeReading | None = None
-    #: The zone times are converted from, once measured; and the measurements so far (DST periods covered).
-    reading: TimeReading | None = None
-    _verdict: Verdict | None = None
-    _measurements: list[Measurement] = field(default_factory=list)
-    _measure_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    #: The highest id and latest time placed per explore in this instance's life (the step-back sign).
-    _newest: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    #: How System Activity shows time, measured (``measure.py``).
+    measure: TimeMeasure = field(init=False, repr=False)
     _me: int | None = None
     _fields: dict[str, frozenset[str]] = field(default_factory=dict)
     _checked: set[str] = field(default_factory=set)
 
+    def __post_init__(self) -> None:
+        self.measure = TimeMeasure(self.client, self.declared_timezone, self.explore_fields, self.api_user_id)
+
     @property
     def host(self) -> str:
         return self.client.host
+
+    @property
+    def reading(self) -> TimeReading | None:
+        """The zone times are converted from, once measured."""
+        return self.measure.reading
 
     def prepare(self, explores: Iterable[str], deadline: float) -> TimeReading:
         """Read the settings and check the fields of ``explores`` once; raise LookerError naming what is wrong.
@@ -127,115 +119,15 @@ class Instance:
             self.expected = reading
         return self.expected
 
-    # ------------------------------------------------- the measurement (time_truth)
+    # ------------------------------------------------- the measurement (measure.TimeMeasure)
     def verify(self, mark: int, sent: datetime, answered: datetime, deadline: float) -> TimeReading:
         """The zone to convert from: measured, once per instance life, from the query ``mark``."""
-        with self._measure_lock:
-            if self.reading is None:
-                self._adopt(self._measure(mark, sent, answered, deadline))
-            assert self.reading is not None
-            return self.reading
+        return self.measure.verify(self.expected, mark, sent, answered, deadline)
 
     def cover(self, rows: list[dict[str, Any]], explore: Explore, mark: int, sent: datetime, answered: datetime,
               deadline: float) -> None:
-        """Measure again (one query) when a conversion could have gone wrong, and refuse if the zone changed:
-
-        - the page holds rows from a later DST period, of the zone converted from or the settings' zone, than
-          any measurement of this instance (a zone that agreed before a change may not after); rows from
-          earlier periods follow the zone's own rules;
-        - a row converted to a time after the query was answered, or one more than ``STEP_BACK`` before a row
-          of lower id (ids follow time within minutes): signs that Looker now shows times in another zone.
-        Neither costs a call when nothing is amiss.
-        """
-        verdict, expected = self._verdict, self.expected
-        if verdict is None or expected is None or not rows:
-            return
-        placed = [(whole_number(row.get(explore.id_field)), parse_looker_time(row.get(explore.time_field)))
-                  for row in rows]
-        instants = [moment for _, moment in placed if moment is not None]
-        if not instants:
-            return
-        zones = tuple(dict.fromkeys(z for z in (verdict.zone, expected.zone, expected.settings_zone) if z))
-        latest = max(m.at for m in self._measurements)
-        seen_id, newest = self._newest.get(explore.view, (None, None))
-        why = ""
-        if time_truth.uncovered(zones, latest, [moment for moment in instants if moment > latest]):
-            why = f"rows after a DST change of {' or '.join(zones)} since the last measurement"
-        elif max(instants) > answered + time_truth.SKEW:
-            why = f"a row placed at {max(instants):%Y-%m-%d %H:%M:%S} UTC, after the query was answered"
-        for number, moment in placed:  # rows read again (a redo, a held-back row) are not compared
-            if number is None or moment is None or (seen_id is not None and number <= seen_id):
-                continue
-            if not why and newest is not None and moment < newest - STEP_BACK:
-                why = f"row {number} placed more than {STEP_BACK} before a row of lower id"
-            seen_id, newest = number, moment if newest is None else max(newest, moment)
-        if why:
-            with self._measure_lock:
-                log.info("Looker %s: %s; measuring again how System Activity shows time", self.host, why)
-                self._adopt(self._measure(mark, sent, answered, deadline))
-        if seen_id is not None and newest is not None:
-            self._newest[explore.view] = (seen_id, newest)
-
-    def _adopt(self, measurement: Measurement) -> None:
-        """Decide from a measurement; refuse one that leads to another zone than this instance converted from."""
-        expected = self.expected
-        assert expected is not None
-        try:
-            verdict = time_truth.decide(measurement, expected=expected.zone, expected_how=expected.how,
-                                        declared=self.declared_timezone if expected.settings_read else None,
-                                        host=self.host)
-        except TimeZoneError as exc:  # measured in a zone that neither the settings nor the variable explain
-            raise LookerSetupError(f"Looker {self.host}: {exc}") from None
-        if self._verdict is not None:
-            refusal_ = time_truth.changed(self._verdict, verdict, measurement)
-            if refusal_ is not None:
-                raise LookerError(f"Looker {self.host}: {refusal_}") from None
-        elif verdict.warning:
-            log.warning(verdict.warning)
-        self._verdict = verdict
-        self._measurements.append(measurement)
-        self.reading = TimeReading(verdict.zone, verdict.how, time_truth.offset_text(measurement.offset),
-                                   measurement.source)
-        log.info("Looker %s time zone: %s", self.host, verdict.how)
-
-    def _measure(self, mark: int, sent: datetime, answered: datetime, deadline: float) -> Measurement:
-        """The offset System Activity shows the query ``mark`` at, from its History row (one query); else
-        from the newest earlier query of the exporter's in History (Elite System Activity may show a query
-        only minutes later), which started within ``timeout_seconds`` of the second its marker carries."""
-        missing = [name for name in MEASURE_FIELDS if name not in self.explore_fields("history", deadline)]
-        if missing:
-            raise LookerError(
-                f"Looker {self.host}: the History explore has no field {', '.join(missing)}, so the exporter cannot "
-                "measure how System Activity shows time, and will not guess; check that the API user's role can see "
-                "the whole System Activity model (see_system_activity)")
-        rows = self.client.query("history", MEASURE_FIELDS,
-                                 {"user.id": str(self.api_user_id(deadline)),
-                                  "history.created_time": f"after {utc_bound(sent - MEASURE_LOOKBACK - SPREAD)}"},
-                                 ["history.id desc"], MEASURE_ROWS, deadline)
-        own = [row for row in rows if mark in time_truth.markers_in(row.get("query.formatted_filters"))]
-        spans = [(row, sent, answered) for row in own]
-        if not own:
-            for row in rows:
-                marks = time_truth.markers_in(row.get("query.formatted_filters"))
-                started = time_truth.marker_time(marks[-1]) if marks else None
-                if started is not None and started <= sent:
-                    spans.append((row, started, started + timedelta(seconds=self.client.timeout_seconds + 1)))
-                    break
-        offsets = {time_truth.measured_offset(shown, start, end) if (shown := _wall(row.get("history.created_time")))
-                   else None for row, start, end in spans}
-        if len(offsets) != 1 or None in offsets:
-            found = ("the History explore shows no query of the exporter's from the day before" if not spans else
-                     f"History row {spans[0][0].get('history.id')} does not place its query at exactly one UTC offset")
-            raise LookerError(
-                f"Looker {self.host}: the exporter could not measure how System Activity shows time: {found} "
-                f"(sent {sent:%Y-%m-%d %H:%M:%S} UTC). Nothing was exported and the cursor did not move; the next run "
-                "measures again (Elite System Activity may show a query minutes late; with LOOKER_TIMEOUT_SECONDS "
-                "above 10 minutes an earlier query is too loosely timed to measure from)")
-        row, start, _ = spans[0]
-        what = "the query it measured" if own else f"an earlier query of its own, sent {start:%Y-%m-%d %H:%M:%S} UTC"
-        offset = offsets.pop()
-        assert offset is not None
-        return Measurement(offset, start, f"history.id {row.get('history.id')}, {what}")
+        """Measure again when a conversion could have gone wrong (``TimeMeasure.cover``)."""
+        self.measure.cover(self.expected, rows, explore, mark, sent, answered, deadline)
 
     def explore_fields(self, explore: str, deadline: float) -> frozenset[str]:
         """The field names of a System Activity explore (metadata, not a query); empty if there is no such explore."""
@@ -332,15 +224,7 @@ class LookerSource:
                        "event_attribute.id": f"[{after + 1}, {mark}]" if after is not None else f"<={mark}"}
             rows = self.client.query("event_attribute", self.instance.have("event_attribute", ATTRIBUTE_FIELDS),
                                      filters, ["event_attribute.id"], ATTRIBUTE_PAGE_ROWS, deadline)
-            for row in rows:
-                owner = row.get("event.id")  # confirmed by public code; event_attribute.event_id is not
-                if type(owner) is not int:  # the usual JSON integer needs no conversion
-                    owner = whole_number(owner)
-                    if owner is None:
-                        continue
-                name = row.get("event_attribute.name")
-                found.setdefault(owner, []).append((name if type(name) is str else str(name),
-                                                    row.get("event_attribute.value")))
+            _add_attributes(rows, found)
             if len(rows) < ATTRIBUTE_PAGE_ROWS:
                 return found
             next_after = whole_number(rows[-1].get("event_attribute.id"))
@@ -357,16 +241,7 @@ class LookerSource:
         if self.instance.have("user", ("user.created_time",)):  # optional: it only makes each query's text unique
             filters["user.created_time"] = f"before {self.instance.bound(until, widen='later')}"
         rows = self.client.query("user", self.instance.have("user", USER_FIELDS), filters, ["user.id"], -1, deadline)
-        permissions: dict[int, set[str]] = {}
-        users: dict[int, LookerUser] = {}
-        for row in rows:
-            number = whole_number(row.get("user.id"))
-            if number is None:
-                continue
-            permissions.setdefault(number, set()).update(_permission_list(row.get("permission_set.permissions")))
-            users[number] = LookerUser(number, row.get("user.email"), row.get("user.name"))
-        return {number: LookerUser(user.id, user.email, user.name, tuple(sorted(permissions[number])))
-                for number, user in users.items()}
+        return _users(rows)
 
     def probe(self, deadline: float) -> list[dict[str, Any]]:
         """One row of the event explore (``check``): proves the API user may query System Activity. It is
@@ -446,15 +321,31 @@ class LookerSource:
         return rows[::-1]
 
 
-def _wall(value: Any) -> datetime | None:
-    """A History time as the naive wall time Looker shows (None when unreadable or carrying an offset)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("/", "-"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is None else None
+def _add_attributes(rows: list[dict[str, Any]], found: dict[int, list[tuple[str, Any]]]) -> None:
+    """Add a page of event_attribute rows to ``found``: (name, value) pairs by event id, in row order."""
+    for row in rows:
+        owner = row.get("event.id")  # confirmed by public code; event_attribute.event_id is not
+        if type(owner) is not int:  # the usual JSON integer needs no conversion
+            owner = whole_number(owner)
+            if owner is None:
+                continue
+        name = row.get("event_attribute.name")
+        found.setdefault(owner, []).append((name if type(name) is str else str(name),
+                                            row.get("event_attribute.value")))
+
+
+def _users(rows: list[dict[str, Any]]) -> dict[int, LookerUser]:
+    """The users in the user explore's rows (one row per permission set), their permissions merged."""
+    permissions: dict[int, set[str]] = {}
+    users: dict[int, LookerUser] = {}
+    for row in rows:
+        number = whole_number(row.get("user.id"))
+        if number is None:
+            continue
+        permissions.setdefault(number, set()).update(_permission_list(row.get("permission_set.permissions")))
+        users[number] = LookerUser(number, row.get("user.email"), row.get("user.name"))
+    return {number: LookerUser(user.id, user.email, user.name, tuple(sorted(permissions[number])))
+            for number, user in users.items()}
 
 
 def _permission_list(value: Any) -> list[str]:
