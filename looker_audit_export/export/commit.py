@@ -88,6 +88,13 @@ class CommitWindow:
     ``SAVE_AFTER_SECONDS`` (so a stored cursor names, in ``sent_through``, what was on its way). After a
     failure no further chunk starts, the writes under way end, and the cursor stays before the first chunk
     not accepted (so before any entry refused even as a placeholder).
+
+    One class over the usual 150 lines on purpose: it is one protocol under one lock (``lock``) between three
+    threads, the sender (``send``, ``finish``, ``abandon``), the writer's callbacks (``_written``) and the
+    saver (``_save_loop``), and every method reads or moves the same window (``in_flight``, ``accepted``,
+    ``snapshot``, ``saving``, ``waiting``). Split, each part would reach into the others' state under a lock
+    it does not own; whole, the invariant (at most ``MAX_UNCOMMITTED_ENTRIES`` beyond the stored cursor) is
+    checked in one place.
     """
 
     def __init__(self, sink: Sink, store: StateStore, run: RunState, repair: Repair, position: Position,

@@ -221,7 +221,8 @@ class Exporter:
     def _run_stream(self, stream: Stream, run: RunState, window: Window | None, summary: RunSummary,
                     result: StreamSummary, on_page: Callable[[str, StreamSummary, datetime | None], None] | None,
                     reader: ThreadPoolExecutor, lookup: ThreadPoolExecutor, writer: ThreadPoolExecutor) -> None:
-        """The page loop of one stream (one function: the loop's exits and its cleanup read best together).
+        """The page loop of one stream (one function over the usual 60 lines on purpose: the loop's three exits,
+        caught up, budget spent, failure, and the cleanup each needs, finish or abandon, read best together).
 
         The next pages are read (``_ReadAhead``) while this one is mapped and written. Entries go to the
         writer in chunks; the commit window's saver stores the cursor past the chunks Cloud Logging accepted,

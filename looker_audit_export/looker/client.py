@@ -128,7 +128,13 @@ class _LastResponse(threading.local):
 
 @dataclass
 class LookerClient:
-    """One authenticated SDK session, shared by the runs of an instance."""
+    """One authenticated SDK session, shared by the runs of an instance.
+
+    One class over the usual 150 lines on purpose: the retry loops (``call``, ``query``) and the failure
+    classification (``_classify``) share the session's state, the calling thread's last response, the token
+    it went out with and the login lock, and a 401 or a refused login changes that state; what needs none
+    of it (SQL errors, HTTP statuses) is in the functions below.
+    """
 
     base_url: str
     verify_ssl: bool
@@ -235,7 +241,7 @@ class LookerClient:
                 failures = sql_errors(rows)
                 if not failures:
                     return rows
-                problem = self._failed_query(view, failures)
+                problem = _query_failure(self.host, view, failures)
             except looker_error.SDKError as exc:
                 problem = self._classify(exc)
             except ValueError as exc:
@@ -262,18 +268,6 @@ class LookerClient:
         log.warning("%s; retrying in %.1fs (attempt %d of %d)", problem, delay, attempt, _MAX_ATTEMPTS)
         self.sleep(delay)
         return True
-
-    def _failed_query(self, view: str, failures: list[str]) -> str:
-        """Raise LookerError for a query Looker answered with a permanent SQL error; describe a transient one.
-
-        None of the answer's rows is used either way: a page is exported whole or not at all.
-        """
-        detail = _short(" | ".join(dict.fromkeys(failures)))
-        problem = f"Looker {self.host} answered the {view} query with an error (HTTP 200, {SQL_ERROR_KEY}): {detail}"
-        if any(map(transient_sql_error, failures)):
-            return problem
-        raise LookerError(f"{problem}. Nothing of this page was exported and the cursor stays before it; "
-                          "the next run asks again") from None
 
     def _classify(self, exc: looker_error.SDKError) -> str:
         """Raise LookerError for a permanent failure; return a description of a transient one."""
@@ -303,14 +297,32 @@ class LookerClient:
                 if self.sdk().auth.token is self._last.token:
                     self.sdk().auth.token = auth_token.AuthToken()
             return f"Looker {self.host} ended the API session (HTTP 401)"
-        if status is None or status < 400 or status in _TRANSIENT_STATUSES:
-            # No answer, a body cut off after a good status line (connection broken), or a transient status.
-            what = "connection error" if status is None else "broken answer" if status < 400 else f"HTTP {status}"
-            return f"Looker {self.host} failed ({what}): {detail}"
-        raise LookerSetupError(
-            f"Looker {self.host} rejected the System Activity query (HTTP {status}): {detail}. "
-            "The API user needs the see_system_activity permission"
-        ) from None
+        return _http_failure(self.host, status, detail)
+
+
+def _query_failure(host: str, view: str, failures: list[str]) -> str:
+    """Raise LookerError for a query Looker answered with a permanent SQL error; describe a transient one.
+
+    None of the answer's rows is used either way: a page is exported whole or not at all.
+    """
+    detail = _short(" | ".join(dict.fromkeys(failures)))
+    problem = f"Looker {host} answered the {view} query with an error (HTTP 200, {SQL_ERROR_KEY}): {detail}"
+    if any(map(transient_sql_error, failures)):
+        return problem
+    raise LookerError(f"{problem}. Nothing of this page was exported and the cursor stays before it; "
+                      "the next run asks again") from None
+
+
+def _http_failure(host: str, status: int | None, detail: str) -> str:
+    """Describe a transient failure of a call that is not a login nor a 401; raise LookerSetupError otherwise."""
+    if status is None or status < 400 or status in _TRANSIENT_STATUSES:
+        # No answer, a body cut off after a good status line (connection broken), or a transient status.
+        what = "connection error" if status is None else "broken answer" if status < 400 else f"HTTP {status}"
+        return f"Looker {host} failed ({what}): {detail}"
+    raise LookerSetupError(
+        f"Looker {host} rejected the System Activity query (HTTP {status}): {detail}. "
+        "The API user needs the see_system_activity permission"
+    ) from None
 
 
 def transient_sql_error(text: str) -> bool:
