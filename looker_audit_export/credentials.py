@@ -17,7 +17,7 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 )
 
 from .config import SDK_CLIENT_ID, SDK_CLIENT_SECRET
-from .errors import NeedsFix
+from .errors import NeedsFix, one_line
 
 PAYLOAD_SHAPE = '{"client_id": "...", "client_secret": "..."}'
 _ACCESS_TIMEOUT_SECONDS = 10.0
@@ -151,9 +151,9 @@ def fetch_credentials(client: secretmanager_v1.SecretManagerServiceClient, secre
 
 
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(getattr(exc, "message", None) or exc).split())
+    text = getattr(exc, "message", None) or exc
     code = getattr(exc, "code", None)
-    return f"{code} {text}"[:300] if code is not None else text[:300]
+    return one_line(f"{code} {text}" if code is not None else text)
 
 
 class CachedCredentials:

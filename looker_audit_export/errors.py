@@ -1,4 +1,5 @@
-"""What the command line's exit codes mean, and which failures need a fix before a retry can succeed."""
+"""What the command line's exit codes mean, which failures need a fix before a retry can succeed, and how a
+foreign error text is put into one of ours."""
 
 from __future__ import annotations
 
@@ -29,3 +30,9 @@ def exit_code(error: BaseException) -> int:
             return INTERRUPTED
         seen = seen.__cause__
     return FAILED
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """A foreign error text (a server's, a library's) on one line, cut at ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"

@@ -24,7 +24,7 @@ from looker_sdk.sdk.api40 import methods as methods40
 from looker_sdk.sdk.api40 import models as models40
 
 from ..credentials import LookerCredentials
-from ..errors import NeedsFix
+from ..errors import NeedsFix, one_line
 from . import network
 from .explores import MODEL
 
@@ -40,7 +40,6 @@ _BACKOFF_SECONDS = 1.0
 
 _BACKOFF_CAP_SECONDS = 30.0
 
-_ERROR_TEXT_CHARS = 300
 
 #: The key of the row Looker answers, with HTTP 200, when a query fails inside Looker or its database (a SQL
 #: error, a timeout, an unknown field): ``[{"looker_error": "..."}]``, sometimes several such rows (a warning,
@@ -201,7 +200,7 @@ class LookerClient:
                 if (status is not None and status >= 400 and status not in _TRANSIENT_STATUSES and status != 401
                         and not self._last.path.endswith("/login")):
                     raise LookerError(f"Looker {self.host} refused {what} (HTTP {status}): "
-                                      f"{_short(getattr(exc, 'message', '') or str(exc))}") from None
+                                      f"{one_line(getattr(exc, 'message', '') or str(exc))}") from None
                 problem = self._classify(exc) if isinstance(exc, looker_error.SDKError) else (
                     f"Looker {self.host} sent an unreadable answer for {what}")
             if not self._wait_to_retry(problem, attempt, deadline):
@@ -272,7 +271,7 @@ class LookerClient:
     def _classify(self, exc: looker_error.SDKError) -> str:
         """Raise LookerError for a permanent failure; return a description of a transient one."""
         status, path = self._last.status, self._last.path
-        detail = _short(getattr(exc, "message", "") or str(exc))
+        detail = one_line(getattr(exc, "message", "") or str(exc))
         if status is None:
             unreachable = network.describe(self._session.last_error, self.base_url)
             if unreachable is not None:
@@ -305,7 +304,7 @@ def _query_failure(host: str, view: str, failures: list[str]) -> str:
 
     None of the answer's rows is used either way: a page is exported whole or not at all.
     """
-    detail = _short(" | ".join(dict.fromkeys(failures)))
+    detail = one_line(" | ".join(dict.fromkeys(failures)))
     problem = f"Looker {host} answered the {view} query with an error (HTTP 200, {SQL_ERROR_KEY}): {detail}"
     if any(map(transient_sql_error, failures)):
         return problem
@@ -333,8 +332,3 @@ def transient_sql_error(text: str) -> bool:
 def sql_errors(rows: list[Any]) -> list[str]:
     """The texts of the ``looker_error`` rows of a ``json`` answer (empty when the query succeeded)."""
     return [str(row[SQL_ERROR_KEY]) for row in rows if isinstance(row, dict) and SQL_ERROR_KEY in row]
-
-
-def _short(text: str) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= _ERROR_TEXT_CHARS else text[:_ERROR_TEXT_CHARS] + "…"

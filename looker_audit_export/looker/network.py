@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ..errors import one_line
+
 NETWORKING = "docs/networking.md"
 #: Longest wait for a TCP connection to Looker (a read may take LOOKER_TIMEOUT_SECONDS): a private Looker
 #: reached from outside drops the packets, and each minute waited is a minute of the run's budget.
@@ -92,7 +94,7 @@ def describe(exc: BaseException | None, base_url: str) -> Unreachable | None:
             what = f"the certificate of {host} is not trusted or does not name it"
         else:
             what = f"the TLS handshake with {host}:{port} failed"
-        return Unreachable("tls", f"Looker {parts.netloc}: TLS error: {what} ({_short(detail)})",
+        return Unreachable("tls", f"Looker {parts.netloc}: TLS error: {what} ({one_line(detail, 160)})",
                            f"check the scheme and port in LOOKER_BASE_URL (https://{host} for a Looker-hosted "
                            "instance); a self-hosted Looker needs a certificate for that name from a trusted "
                            "authority (LOOKER_VERIFY_SSL=false only for a test instance)")
@@ -112,11 +114,6 @@ def describe(exc: BaseException | None, base_url: str) -> Unreachable | None:
                            f"this is how a private Looker or an IP allowlist looks from outside: {private}; "
                            "else check the host and port in LOOKER_BASE_URL")
     return None
-
-
-def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= 160 else text[:160] + "…"
 
 
 def looker_versions(session: requests.Session, base_url: str, timeout: float = 10.0) -> tuple[bool, str]:
