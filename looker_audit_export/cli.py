@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import TextIO
 
 from . import logs, preflight
-from .config import STREAMS, Config, ConfigError
+from .config import SDK_CLIENT_SECRET, STREAMS, Config, ConfigError
 from .credentials import (
-    SDK_SECRET,
     CredentialsError,
     LookerCredentials,
     conventional_credentials,
@@ -130,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     # LOOKERSDK_CLIENT_ID and LOOKERSDK_CLIENT_SECRET, else looker.ini. The deployed function keeps the secret.
     conventions = dry_run or args.command in ("check", "backfill")
     ini_path, ini = read_looker_ini(Path.cwd()) if conventions else (None, {})
-    for value in (os.environ.get(SDK_SECRET, ""), ini.get("client_secret", "")):
+    for value in (os.environ.get(SDK_CLIENT_SECRET, ""), ini.get("client_secret", "")):
         logs.mask_secret(value.strip())  # never in a log line, whether it is used or not
     credentials: LookerCredentials | None = None
     source = None

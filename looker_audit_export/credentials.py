@@ -66,7 +66,6 @@ def parse_payload(what: str, payload: bytes) -> LookerCredentials:
 #: Where looker-sdk looks for its settings file, first one found (looker_sdk/rtl/api_settings.py, _DEFAULT_INIS:
 #: https://github.com/looker-open-source/sdk-codegen/blob/main/python/looker_sdk/rtl/api_settings.py).
 LOOKER_INI_PATHS = ("looker.ini", "../looker.ini")
-SDK_ID, SDK_SECRET = SDK_CLIENT_ID, SDK_CLIENT_SECRET
 
 
 def read_looker_ini(folder: Path) -> tuple[Path | None, dict[str, str]]:
@@ -88,11 +87,12 @@ def conventional_credentials(env: Mapping[str, str], looker_ini: Mapping[str, st
                              ini_path: Path | None) -> tuple[LookerCredentials, str] | None:
     """looker-sdk's conventions for a local run: LOOKERSDK_CLIENT_ID and LOOKERSDK_CLIENT_SECRET, else the
     client_id and client_secret of a looker.ini; with where they came from. None when neither has them."""
-    client_id, secret = (env.get(SDK_ID) or "").strip(), (env.get(SDK_SECRET) or "").strip()
+    client_id, secret = (env.get(SDK_CLIENT_ID) or "").strip(), (env.get(SDK_CLIENT_SECRET) or "").strip()
     if client_id and secret:
-        return LookerCredentials(client_id, secret), f"the {SDK_ID} and {SDK_SECRET} environment variables"
+        source = f"the {SDK_CLIENT_ID} and {SDK_CLIENT_SECRET} environment variables"
+        return LookerCredentials(client_id, secret), source
     if client_id or secret:
-        have, lack = (SDK_ID, SDK_SECRET) if client_id else (SDK_SECRET, SDK_ID)
+        have, lack = (SDK_CLIENT_ID, SDK_CLIENT_SECRET) if client_id else (SDK_CLIENT_SECRET, SDK_CLIENT_ID)
         raise CredentialsError(f"{have} is set but {lack} is not: set both, or neither")
     client_id, secret = (looker_ini.get("client_id") or "").strip(), (looker_ini.get("client_secret") or "").strip()
     if client_id and secret:
